@@ -17,7 +17,7 @@ export default defineConfig({
   },
   webServer: {
     command: `npx vite --port ${port} --strictPort`,
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${port}/e2e/harness.html`,
     reuseExistingServer: false,
     timeout: 60_000,
   },
