@@ -1,0 +1,145 @@
+// Runs one pipeline stage over a FIFO of level packets: applies verdicts in order, drops rows that
+// a later queued verdict has already killed (look-ahead), computes the rest, and emits the next
+// stage's packet (or the leader's results at the last stage). Knows packets and slots, not trees.
+import type { RowBatch, RowSampling, StageOutput } from '../gpu/types.ts';
+import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './packets.ts';
+
+/** What the runner needs from a stage's compute (src/gpu's Stage satisfies it). */
+export interface StageCompute {
+  readonly embeds: boolean;
+  readonly hasHead: boolean;
+  forward(batch: RowBatch): Promise<StageOutput>;
+  commitSlots(slots: number[]): void;
+  releaseSlots(slots: number[]): void;
+}
+
+export type StageEmit = (out: { level: LevelPacket } | { result: ResultPacket }) => void;
+
+export interface StageStats {
+  packets: number;
+  rowsComputed: number;
+  rowsDropped: number;
+  busyMs: number;
+}
+
+export class StageRunner {
+  private readonly inbox: LevelPacket[] = [];
+  private running = false;
+  private epoch = 0;
+  private config: RequestConfig = { request: 0, temperature: 0, topK: 0, topP: 1 };
+  readonly stats: StageStats = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0 };
+  /** Called with any error of a forward; the runner stops taking packets after one. */
+  onError: (e: Error) => void = (e) => console.error(e);
+  private failed = false;
+
+  constructor(
+    private readonly compute: StageCompute,
+    private readonly emit: StageEmit,
+  ) {}
+
+  configure(config: RequestConfig): void {
+    this.config = config;
+  }
+
+  /** Packets waiting, the one in progress included: the leader's flow control reads this. */
+  get queued(): number {
+    return this.inbox.length + (this.running ? 1 : 0);
+  }
+
+  push(packet: LevelPacket): void {
+    this.inbox.push(packet);
+    if (!this.running && !this.failed) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.inbox.length > 0) {
+        const packet = this.inbox.shift()!;
+        await this.process(packet);
+      }
+    } catch (e) {
+      this.failed = true;
+      this.onError(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private applyVerdict(v: Verdict | null): void {
+    if (!v) return;
+    if (v.epoch > this.epoch) this.epoch = v.epoch;
+    if (v.commit.length) this.compute.commitSlots(v.commit);
+    if (v.release.length) this.compute.releaseSlots(v.release);
+  }
+
+  /** Rows of `packet` that no verdict (its own or one queued behind it) has killed. */
+  private aliveRows(packet: LevelPacket): number[] {
+    let epoch = this.epoch;
+    const released = new Set<number>();
+    for (const later of this.inbox) {
+      if (!later.verdict) continue;
+      epoch = Math.max(epoch, later.verdict.epoch);
+      for (const s of later.verdict.release) released.add(s);
+    }
+    const keep: number[] = [];
+    packet.rows.forEach((r, i) => {
+      if (packet.epoch >= epoch && !released.has(r.slot)) keep.push(i);
+    });
+    return keep;
+  }
+
+  private async process(packet: LevelPacket): Promise<void> {
+    const t0 = performance.now();
+    this.applyVerdict(packet.verdict);
+    const keep = this.aliveRows(packet);
+    this.stats.packets++;
+    this.stats.rowsDropped += packet.rows.length - keep.length;
+    const rows: RowMeta[] = keep.map((i) => packet.rows[i]);
+    const logitsRows = packet.logitsRows.map((i) => keep.indexOf(i)).filter((i) => i >= 0);
+    let out: StageOutput = {};
+    if (rows.length > 0) {
+      out = await this.compute.forward(this.batchOf(packet, rows, keep, logitsRows));
+      this.stats.rowsComputed += rows.length;
+    }
+    this.stats.busyMs += performance.now() - t0;
+    if (this.compute.hasHead) {
+      this.emit({
+        result: {
+          request: packet.request,
+          step: packet.step,
+          epoch: packet.epoch,
+          nodes: rows.map((r) => r.node),
+          tokens: out.tokens ? Array.from(out.tokens) : [],
+          logits: out.logits ?? null,
+          logitsRows: logitsRows.map((i) => rows[i].node),
+        },
+      });
+    } else {
+      this.emit({ level: { ...packet, rows, hidden: out.hidden ?? new Float32Array(0), logitsRows } });
+    }
+  }
+
+  private batchOf(packet: LevelPacket, rows: RowMeta[], keep: number[], logitsRows: number[]): RowBatch {
+    const batch: RowBatch = {
+      positions: Int32Array.from(rows, (r) => r.position),
+      slots: Int32Array.from(rows, (r) => r.slot),
+      ancestors: rows.map((r) => Int32Array.from(r.ancestors)),
+    };
+    if (this.compute.embeds) {
+      batch.tokens = Int32Array.from(rows, (r) => r.token);
+    } else {
+      if (!packet.hidden) throw new Error(`stage got step ${packet.step} without hidden states`);
+      const width = packet.hidden.length / packet.rows.length;
+      const hidden = new Float32Array(rows.length * width);
+      keep.forEach((src, dst) => hidden.set(packet.hidden!.subarray(src * width, (src + 1) * width), dst * width));
+      batch.hidden = hidden;
+    }
+    if (this.compute.hasHead) {
+      const c = this.config;
+      batch.sampling = rows.map((r): RowSampling => ({ temperature: c.temperature, topK: c.topK, topP: c.topP, uniform: r.uniform }));
+      batch.logitsRows = logitsRows;
+    }
+    return batch;
+  }
+}
