@@ -1,0 +1,59 @@
+// Shared fixtures for the mesh unit tests (not a test file itself).
+import type { LevelPacket, ResultPacket } from '../src/pipeline/packets.ts';
+
+/** Small deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomLevel(rand: () => number, opts: { rows?: number; hidden?: number; verdict?: boolean } = {}): LevelPacket {
+  const u32 = (): number => Math.floor(rand() * 0x100000000);
+  const nRows = opts.rows ?? Math.floor(rand() * 6);
+  const hidden = opts.hidden ?? Math.floor(rand() * 5) * 4;
+  const rows = Array.from({ length: nRows }, () => ({
+    node: u32(),
+    token: Math.floor(rand() * 32000),
+    position: Math.floor(rand() * 4096),
+    slot: Math.floor(rand() * 512),
+    uniform: rand(),
+    ancestors: Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * 512)),
+  }));
+  const withVerdict = opts.verdict ?? rand() < 0.5;
+  return {
+    request: u32(),
+    step: u32(),
+    epoch: Math.floor(rand() * 100),
+    verdict: withVerdict
+      ? {
+          epoch: Math.floor(rand() * 100),
+          commit: Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * 512)),
+          release: Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * 512)),
+        }
+      : null,
+    rows,
+    hidden: hidden && nRows ? Float32Array.from({ length: nRows * hidden }, () => rand() * 4 - 2) : null,
+    logitsRows: nRows ? Array.from({ length: Math.floor(rand() * 3) }, () => Math.floor(rand() * nRows)) : [],
+  };
+}
+
+export function randomResult(rand: () => number): ResultPacket {
+  const n = Math.floor(rand() * 6);
+  const logitsRows = Array.from({ length: Math.floor(rand() * 3) }, () => Math.floor(rand() * 8));
+  const vocab = 1 + Math.floor(rand() * 8);
+  return {
+    request: Math.floor(rand() * 1000),
+    step: Math.floor(rand() * 1000),
+    epoch: Math.floor(rand() * 10),
+    nodes: Array.from({ length: n }, () => Math.floor(rand() * 1000)),
+    tokens: Array.from({ length: n }, () => Math.floor(rand() * 32000)),
+    logits: logitsRows.length ? Float32Array.from({ length: logitsRows.length * vocab }, () => rand()) : null,
+    logitsRows,
+  };
+}
