@@ -1,0 +1,77 @@
+// Raw tensor bytes cached in IndexedDB (idb-keyval), keyed by file URL + size/etag + tensor name,
+// so a changed file never serves stale bytes. The cache is an optimisation only: a read that fails
+// or returns the wrong length is a miss, and a write that fails (quota, private mode) is dropped.
+import { createStore, delMany, getMany, setMany, clear, type UseStore } from 'idb-keyval';
+import type { FileStat } from './source.ts';
+
+export interface TensorCache {
+  /** Cached bytes per key, or null for a miss. Entries of the wrong length are deleted and missed. */
+  getMany(entries: { key: string; bytes: number }[]): Promise<(Uint8Array | null)[]>;
+  /** Stores entries; never throws (returns false when the write failed). */
+  putMany(entries: { key: string; data: Uint8Array }[]): Promise<boolean>;
+}
+
+export const CACHE_DB = 'specpipe-weights';
+export const CACHE_STORE = 'tensors';
+
+export function weightCacheKey(fileUrl: string, stat: FileStat, tensor: string): string {
+  return `${fileUrl}|${stat.size}|${stat.etag ?? ''}|${tensor}`;
+}
+
+let store: UseStore | null = null;
+
+/** True where IndexedDB exists (browsers, workers); false in Node. */
+export function cacheAvailable(): boolean {
+  return typeof indexedDB !== 'undefined';
+}
+
+/** The IndexedDB tensor cache, or null where there is no IndexedDB (Node). */
+export function openWeightCache(onWarning: (msg: string) => void = () => {}): TensorCache | null {
+  if (!cacheAvailable()) return null;
+  store ??= createStore(CACHE_DB, CACHE_STORE);
+  const s = store;
+  return {
+    async getMany(entries) {
+      let values: unknown[];
+      try {
+        values = await getMany(entries.map((e) => e.key), s);
+      } catch (e) {
+        onWarning(`weight cache read failed (${(e as Error).message}); fetching instead`);
+        return entries.map(() => null);
+      }
+      const bad: string[] = [];
+      const out = values.map((v, i) => {
+        if (v === undefined) return null;
+        const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : v instanceof Uint8Array ? v : null;
+        if (bytes === null || bytes.byteLength !== entries[i].bytes) {
+          bad.push(entries[i].key);
+          return null;
+        }
+        return bytes;
+      });
+      if (bad.length > 0) {
+        onWarning(`weight cache: ${bad.length} corrupt entr${bad.length === 1 ? 'y' : 'ies'} dropped and refetched`);
+        await delMany(bad, s).catch(() => undefined);
+      }
+      return out;
+    },
+    async putMany(entries) {
+      if (entries.length === 0) return true;
+      try {
+        // Store exact-size ArrayBuffers (a view's buffer may be a larger shared response buffer).
+        await setMany(entries.map((e) => [e.key, e.data.slice().buffer] as [string, ArrayBuffer]), s);
+        return true;
+      } catch (e) {
+        onWarning(`weight cache write failed (${(e as Error).message}); continuing without caching`);
+        return false;
+      }
+    },
+  };
+}
+
+/** Deletes every cached tensor. */
+export async function clearWeightCache(): Promise<void> {
+  if (!cacheAvailable()) return;
+  store ??= createStore(CACHE_DB, CACHE_STORE);
+  await clear(store);
+}

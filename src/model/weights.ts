@@ -1,0 +1,377 @@
+// Which tensors a stage needs, where they are (safetensors headers, possibly sharded), and loading
+// exactly those bytes: from the IndexedDB cache, else with Range reads of contiguous runs, converted
+// to the GPU's weight format and checked (shape, finiteness) on the way.
+import type { HostTensor, ModelSpec, SourceDtype, StageRole, WeightFormat } from './types.ts';
+import type { FileStat, ModelSource } from './source.ts';
+import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
+import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits } from './dtype.ts';
+import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
+
+export class WeightError extends Error {
+  override name = 'WeightError';
+}
+
+/** All tensors of the checkpoint that the runtime reads, with their sizes in bytes, across shards. */
+export interface TensorIndex {
+  tensors: Map<string, TensorInfo>;
+  /** Size and etag of every weight file, for range checks and cache keys. */
+  files: Map<string, FileStat>;
+}
+
+export const SINGLE_FILE = 'model.safetensors';
+export const SHARD_INDEX = 'model.safetensors.index.json';
+
+const layerPrefix = (l: number): string => `model.layers.${l}.`;
+
+/** Names and shapes of the tensors of layer `l`. */
+export function layerTensorShapes(spec: ModelSpec, l: number): [string, number[]][] {
+  const { hiddenSize: h, intermediateSize: i, numHeads, numKvHeads, headDim } = spec;
+  const q = numHeads * headDim;
+  const kv = numKvHeads * headDim;
+  const p = layerPrefix(l);
+  const out: [string, number[]][] = [
+    [`${p}input_layernorm.weight`, [h]],
+    [`${p}self_attn.q_proj.weight`, [q, h]],
+    [`${p}self_attn.k_proj.weight`, [kv, h]],
+    [`${p}self_attn.v_proj.weight`, [kv, h]],
+  ];
+  if (spec.attentionBias) {
+    out.push([`${p}self_attn.q_proj.bias`, [q]], [`${p}self_attn.k_proj.bias`, [kv]], [`${p}self_attn.v_proj.bias`, [kv]]);
+  }
+  out.push(
+    [`${p}self_attn.o_proj.weight`, [h, q]],
+    [`${p}post_attention_layernorm.weight`, [h]],
+    [`${p}mlp.gate_proj.weight`, [i, h]],
+    [`${p}mlp.up_proj.weight`, [i, h]],
+    [`${p}mlp.down_proj.weight`, [h, i]],
+  );
+  return out;
+}
+
+export const EMBED = 'model.embed_tokens.weight';
+export const FINAL_NORM = 'model.norm.weight';
+export const LM_HEAD = 'lm_head.weight';
+
+/** The tensor the LM head multiplies by: lm_head.weight, or the embedding when tied. */
+export function headWeightName(spec: ModelSpec): string {
+  return spec.tieWordEmbeddings ? EMBED : LM_HEAD;
+}
+
+/** Every tensor the runtime uses, name -> expected shape. */
+export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  m.set(EMBED, [spec.vocabSize, spec.hiddenSize]);
+  for (let l = 0; l < spec.numLayers; l++) for (const [n, s] of layerTensorShapes(spec, l)) m.set(n, s);
+  m.set(FINAL_NORM, [spec.hiddenSize]);
+  if (!spec.tieWordEmbeddings) m.set(LM_HEAD, [spec.vocabSize, spec.hiddenSize]);
+  return m;
+}
+
+/** The tensors a stage needs, in load order. */
+export function tensorNamesForRole(spec: ModelSpec, role: StageRole): string[] {
+  const { start, end } = role.layers;
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= spec.numLayers)) {
+    throw new WeightError(`layer range [${start}, ${end}) is not within the model's ${spec.numLayers} layers`);
+  }
+  const names: string[] = [];
+  if (role.embed || (role.head && spec.tieWordEmbeddings)) names.push(EMBED);
+  for (let l = start; l < end; l++) for (const [n] of layerTensorShapes(spec, l)) names.push(n);
+  if (role.head) {
+    names.push(FINAL_NORM);
+    if (!spec.tieWordEmbeddings) names.push(LM_HEAD);
+  }
+  return names;
+}
+
+/** Reads and validates the header of one safetensors file: 8 bytes, then the JSON header only. */
+export async function readSafetensorsHeader(source: ModelSource, file: string, signal?: AbortSignal): Promise<{ stat: FileStat; tensors: Map<string, TensorInfo> }> {
+  const stat = await source.stat(file, signal);
+  const first8 = await source.readRange(file, 0, Math.min(8, stat.size), signal);
+  const n = readHeaderLength(file, first8, stat.size);
+  const header = await source.readRange(file, 8, 8 + n, signal);
+  return { stat, tensors: parseHeader(file, header, stat.size).tensors };
+}
+
+/**
+ * Finds every tensor: model.safetensors.index.json (sharded) when present, else model.safetensors.
+ * Reads only the headers.
+ */
+export async function readTensorIndex(source: ModelSource, signal?: AbortSignal): Promise<TensorIndex> {
+  const indexJson = await source.readOptionalJson(SHARD_INDEX, signal);
+  const tensors = new Map<string, TensorInfo>();
+  const files = new Map<string, FileStat>();
+  if (indexJson === null) {
+    const { stat, tensors: t } = await readSafetensorsHeader(source, SINGLE_FILE, signal);
+    files.set(SINGLE_FILE, stat);
+    for (const [k, v] of t) tensors.set(k, v);
+    return { tensors, files };
+  }
+  const weightMap = parseShardIndex(indexJson, SHARD_INDEX);
+  const shards = [...new Set(weightMap.values())];
+  const headers = await Promise.all(shards.map((f) => readSafetensorsHeader(source, f, signal)));
+  shards.forEach((file, i) => {
+    files.set(file, headers[i].stat);
+  });
+  for (const [name, file] of weightMap) {
+    const info = headers[shards.indexOf(file)].tensors.get(name);
+    if (!info) throw new SafetensorsError(`${SHARD_INDEX} maps tensor "${name}" to ${file}, but ${file} has no such tensor`);
+    tensors.set(name, info);
+  }
+  return { tensors, files };
+}
+
+function isSourceDtype(d: string): d is SourceDtype {
+  return d === 'F32' || d === 'F16' || d === 'BF16';
+}
+
+/** Checks that every tensor the spec needs exists with the right shape and a supported dtype. */
+export function validateTensorIndex(index: TensorIndex, spec: ModelSpec): string[] {
+  const warnings: string[] = [];
+  for (const [name, shape] of expectedTensors(spec)) {
+    const info = index.tensors.get(name);
+    if (!info) {
+      const hint = name === LM_HEAD ? ' (config says tie_word_embeddings is false)' : '';
+      throw new WeightError(`tensor "${name}" is missing from the checkpoint${hint}`);
+    }
+    if (!isSourceDtype(info.dtype)) {
+      throw new WeightError(`${info.file}: tensor "${name}" has dtype ${info.dtype}; supported: F32, F16, BF16 (quantized checkpoints are not)`);
+    }
+    if (info.shape.length !== shape.length || info.shape.some((d, k) => d !== shape[k])) {
+      throw new WeightError(`${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from config.json`);
+    }
+  }
+  if (spec.tieWordEmbeddings && index.tensors.has(LM_HEAD)) {
+    warnings.push(`config ties the embeddings but the checkpoint also has ${LM_HEAD}; using the embedding`);
+  }
+  return warnings;
+}
+
+/** 'auto': f16 when most of the role's bytes are F16, else f32 (F32 and BF16 sources). */
+export function resolveWeightFormat(index: TensorIndex, names: string[], format: WeightFormat | 'auto' = 'auto'): WeightFormat {
+  if (format !== 'auto') return format;
+  let f16 = 0;
+  let other = 0;
+  for (const n of names) {
+    const t = index.tensors.get(n);
+    if (!t) continue;
+    if (t.dtype === 'F16') f16 += t.end - t.start;
+    else other += t.end - t.start;
+  }
+  return f16 > other ? 'f16' : 'f32';
+}
+
+function view16(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  return new Uint16Array(bytes.slice().buffer);
+}
+
+function view32(bytes: Uint8Array): Uint32Array {
+  if (bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new Uint32Array(bytes.slice().buffer);
+}
+
+function nonFinite(info: TensorInfo, i: number, what: string): WeightError {
+  return new WeightError(`${info.file}: tensor "${info.name}" has ${what} at element ${i} (index [${unflatten(i, info.shape).join(', ')}])`);
+}
+
+function unflatten(i: number, shape: number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let k = shape.length - 1; k >= 0; k--) {
+    idx[k] = i % shape[k];
+    i = Math.floor(i / shape[k]);
+  }
+  return idx;
+}
+
+/**
+ * Converts a tensor's raw little-endian bytes into `format`, rejecting NaN/Inf and values that
+ * overflow f16. The result owns its buffer (transferable without dragging a larger response along).
+ */
+export function convertTensor(info: TensorInfo, bytes: Uint8Array, format: WeightFormat): HostTensor {
+  const dtype = info.dtype;
+  if (!isSourceDtype(dtype)) throw new WeightError(`${info.file}: tensor "${info.name}" has unsupported dtype ${dtype}`);
+  const n = bytes.byteLength / SAFETENSORS_DTYPE_BYTES[dtype];
+  const shape = [...info.shape];
+  if (dtype === 'F32') {
+    const src = view32(bytes);
+    if (format === 'f32') {
+      for (let i = 0; i < n; i++) if ((src[i] & 0x7f800000) === 0x7f800000) throw nonFinite(info, i, (src[i] & 0x7fffff) ? 'NaN' : 'Inf');
+      const data = new Float32Array(n);
+      new Uint32Array(data.buffer).set(src);
+      return { name: info.name, shape, format, data };
+    }
+    const data = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = src[i];
+      if ((x & 0x7f800000) === 0x7f800000) throw nonFinite(info, i, (x & 0x7fffff) ? 'NaN' : 'Inf');
+      const h = f32BitsToF16Bits(x);
+      if (f16IsNonFinite(h)) throw overflow(info, i, new Float32Array(new Uint32Array([x]).buffer)[0]);
+      data[i] = h;
+    }
+    return { name: info.name, shape, format, data };
+  }
+  const src = view16(bytes);
+  if (dtype === 'F16') {
+    for (let i = 0; i < n; i++) if (f16IsNonFinite(src[i])) throw nonFinite(info, i, (src[i] & 0x3ff) ? 'NaN' : 'Inf');
+    if (format === 'f16') return { name: info.name, shape, format, data: new Uint16Array(src) };
+    const table = f16ToF32Table();
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = table[src[i]];
+    return { name: info.name, shape, format, data };
+  }
+  // BF16: the top half of an f32.
+  for (let i = 0; i < n; i++) if ((src[i] & 0x7f80) === 0x7f80) throw nonFinite(info, i, (src[i] & 0x7f) ? 'NaN' : 'Inf');
+  if (format === 'f32') {
+    const data = new Float32Array(n);
+    const bits = new Uint32Array(data.buffer);
+    for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+    return { name: info.name, shape, format, data };
+  }
+  const data = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const h = f32BitsToF16Bits(src[i] << 16);
+    if (f16IsNonFinite(h)) throw overflow(info, i, new Float32Array(new Uint32Array([src[i] << 16]).buffer)[0]);
+    data[i] = h;
+  }
+  return { name: info.name, shape, format, data };
+}
+
+function overflow(info: TensorInfo, i: number, value: number): WeightError {
+  return new WeightError(`${info.file}: tensor "${info.name}" element ${i} = ${value} does not fit in f16 (max 65504); load it with format 'f32'`);
+}
+
+export interface LoadStageOptions {
+  format?: WeightFormat | 'auto';
+  /** Bytes done / total over the source bytes of the tensors this role needs. */
+  onProgress?: (done: number, total: number) => void;
+  /** Use the IndexedDB cache (default true; always off where there is no IndexedDB). */
+  cache?: boolean;
+  signal?: AbortSignal;
+  /** The index from loadModel, to skip re-reading headers. */
+  index?: TensorIndex;
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+  /** Largest merged read of adjacent tensors (default 32 MiB). */
+  maxReadBytes?: number;
+}
+
+const indexes = new WeakMap<ModelSource, Promise<TensorIndex>>();
+
+/** readTensorIndex, once per source. */
+export function tensorIndexFor(source: ModelSource, signal?: AbortSignal): Promise<TensorIndex> {
+  let p = indexes.get(source);
+  if (!p) {
+    p = readTensorIndex(source, signal);
+    indexes.set(source, p);
+    p.catch(() => indexes.delete(source));
+  }
+  return p;
+}
+
+interface Run {
+  file: string;
+  start: number;
+  end: number;
+  tensors: TensorInfo[];
+}
+
+/** Groups tensors into reads of byte-adjacent tensors in the same file (never reading a gap). */
+export function planReads(infos: TensorInfo[], maxReadBytes = 32 << 20): Run[] {
+  const byFile = new Map<string, TensorInfo[]>();
+  for (const t of infos) {
+    const list = byFile.get(t.file) ?? [];
+    list.push(t);
+    byFile.set(t.file, list);
+  }
+  const runs: Run[] = [];
+  for (const [file, list] of byFile) {
+    list.sort((a, b) => a.start - b.start);
+    let run: Run | null = null;
+    for (const t of list) {
+      if (run && t.start === run.end && t.end - run.start <= maxReadBytes) {
+        run.end = t.end;
+        run.tensors.push(t);
+      } else {
+        run = { file, start: t.start, end: t.end, tensors: [t] };
+        runs.push(run);
+      }
+    }
+  }
+  return runs;
+}
+
+/**
+ * Loads exactly the tensors `role` needs (see tensorNamesForRole), as a map name -> HostTensor in
+ * one WeightFormat. A tied head stage gets the embedding under its own name (see headWeightName).
+ */
+export async function loadStageTensors(source: ModelSource, spec: ModelSpec, role: StageRole, opts: LoadStageOptions = {}): Promise<Map<string, HostTensor>> {
+  const { signal } = opts;
+  const index = opts.index ?? (await tensorIndexFor(source, signal));
+  const names = tensorNamesForRole(spec, role);
+  const expected = expectedTensors(spec);
+  const infos = names.map((name) => {
+    const info = index.tensors.get(name);
+    if (!info) throw new WeightError(`tensor "${name}" is missing from the checkpoint (${source.description})`);
+    const shape = expected.get(name) ?? [];
+    if (info.shape.length !== shape.length || info.shape.some((d, k) => d !== shape[k])) {
+      throw new WeightError(`${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from config.json`);
+    }
+    return info;
+  });
+  const format = resolveWeightFormat(index, names, opts.format);
+  const total = infos.reduce((a, t) => a + (t.end - t.start), 0);
+  let done = 0;
+  const progress = (bytes: number): void => {
+    done += bytes;
+    opts.onProgress?.(done, total);
+  };
+  opts.onProgress?.(0, total);
+  const out = new Map<string, HostTensor>();
+
+  // 1. Cache hits.
+  const cache: TensorCache | null = opts.cache === false ? null : openWeightCache((m) => source.warnings.push(m));
+  const keyOf = (t: TensorInfo): string | null => {
+    const url = source.cacheKey(t.file);
+    const stat = index.files.get(t.file);
+    return url && stat ? weightCacheKey(url, stat, t.name) : null;
+  };
+  let missing = infos;
+  if (cache) {
+    const keyed = infos.filter((t) => keyOf(t) !== null);
+    const hits = await cache.getMany(keyed.map((t) => ({ key: keyOf(t) as string, bytes: t.end - t.start })));
+    keyed.forEach((t, i) => {
+      const bytes = hits[i];
+      if (bytes) {
+        out.set(t.name, convertTensor(t, bytes, format));
+        progress(bytes.byteLength);
+      }
+    });
+    missing = infos.filter((t) => !out.has(t.name));
+  }
+
+  // 2. Range reads of adjacent tensors, a few at a time.
+  const runs = planReads(missing, opts.maxReadBytes);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < runs.length) {
+      const run = runs[next++];
+      signal?.throwIfAborted();
+      const bytes = await source.readRange(run.file, run.start, run.end, signal);
+      const toCache: { key: string; data: Uint8Array }[] = [];
+      for (const t of run.tensors) {
+        const raw = bytes.subarray(t.start - run.start, t.end - run.start);
+        out.set(t.name, convertTensor(t, raw, format));
+        const key = keyOf(t);
+        if (cache && key) toCache.push({ key, data: raw });
+      }
+      if (cache) await cache.putMany(toCache);
+      progress(bytes.byteLength);
+    }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? 4, runs.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  signal?.throwIfAborted();
+
+  // Same order as tensorNamesForRole.
+  return new Map(names.map((name) => [name, out.get(name) as HostTensor]));
+}
