@@ -1,6 +1,9 @@
 import { defineConfig } from 'vite';
+import { signallingPlugin } from './src/server/vite-plugin.ts';
 
 export default defineConfig({
+  // WebRTC signalling for the mesh at ws(s)://<dev server>/signal (MESH_ICE_SERVERS: JSON iceServers).
+  plugins: [signallingPlugin()],
   server: { host: '127.0.0.1', port: 5173 },
   build: { target: 'es2022', outDir: 'dist' },
   worker: { format: 'es' },
