@@ -147,7 +147,7 @@ export interface BuildTensor {
 }
 
 /** Serialises tensors into a safetensors file (sorted names, header padded to 8 bytes). For tests and tools. */
-export function buildSafetensors(tensors: BuildTensor[], metadata?: Record<string, string>): Uint8Array {
+export function buildSafetensors(tensors: BuildTensor[], metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

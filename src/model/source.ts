@@ -19,7 +19,7 @@ export interface ModelSource {
   /** Size (and a change marker) of a file; throws ModelSourceError when it does not exist. */
   stat(file: string, signal?: AbortSignal): Promise<FileStat>;
   /** Bytes [start, end) of a file. */
-  readRange(file: string, start: number, end: number, signal?: AbortSignal): Promise<Uint8Array>;
+  readRange(file: string, start: number, end: number, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer>>;
   /** Identity of the file for caching (its URL), or null when caching it makes no sense. */
   cacheKey(file: string): string | null;
 }
@@ -61,7 +61,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
   const extraHeaders = options.headers ?? {};
   const warnings: string[] = [];
   const stats = new Map<string, Promise<FileStat>>();
-  const wholeFiles = new Map<string, Uint8Array>();
+  const wholeFiles = new Map<string, Uint8Array<ArrayBuffer>>();
 
   const urlOf = (file: string): string => new URL(file, base).href;
 
@@ -75,7 +75,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
     }
   }
 
-  function keepWholeFile(file: string, bytes: Uint8Array): void {
+  function keepWholeFile(file: string, bytes: Uint8Array<ArrayBuffer>): void {
     if (!wholeFiles.has(file)) {
       warnings.push(`${urlOf(file)}: the server ignored the Range header and sent the whole file (${bytes.byteLength} bytes); slicing it in memory`);
       wholeFiles.set(file, bytes);
@@ -177,7 +177,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
     },
   };
 
-  function sliceChecked(bytes: Uint8Array, file: string, start: number, end: number): Uint8Array {
+  function sliceChecked(bytes: Uint8Array<ArrayBuffer>, file: string, start: number, end: number): Uint8Array<ArrayBuffer> {
     if (end > bytes.byteLength) {
       throw new ModelSourceError(`${urlOf(file)}: bytes [${start}, ${end}) are past the end of the ${bytes.byteLength}-byte file`);
     }

@@ -62,7 +62,7 @@ export function createTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown
   };
 
   const decode = (ids: readonly number[], options: DecodeOptions = {}): string =>
-    tok.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true });
+    ids.length === 0 ? '' : tok.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true });
 
   return {
     encode: (text, options = {}) => tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
