@@ -1,0 +1,49 @@
+// What the scheduler needs from "a pipeline": one tab, a ring of tabs over WebRTC, or a simulator.
+
+import type { LevelPacket, RequestConfig, ResultPacket } from '../pipeline/packets.ts';
+
+export type { LevelPacket, RequestConfig, ResultPacket };
+
+/**
+ * A pipeline of stages, as the leader drives it.
+ *
+ * Ordering contract (the scheduler's correctness rests on it):
+ * - Levels reach every stage in the order they were sent (FIFO per request), and each stage applies
+ *   a level's verdict before it computes that level's rows. A stage may also drop rows that a
+ *   verdict queued BEHIND them already killed (their slot is released, or the epoch moved on), as
+ *   src/pipeline/stage-runner.ts does; it must not drop anything else.
+ * - A row attends to the stage's committed slots (in commit order), then its `ancestors`, then
+ *   itself. Ancestors were written by earlier levels or by earlier rows of the same level (a stage
+ *   writes all rows' K/V of a layer before any of them attends). The leader never lists a committed
+ *   slot as an ancestor.
+ * - The last stage returns exactly one ResultPacket per level it received (rows dropped on the way
+ *   are simply absent; a level with no rows gives an empty result).
+ */
+export interface Pipeline {
+  /** Number of stages S. */
+  readonly numStages: number;
+  /** KV slots each stage holds for a request: slot ids are in [0, numSlots). */
+  readonly numSlots: number;
+  /** Sends the request's sampling settings to every stage, before its first level. */
+  begin(config: RequestConfig): Promise<void>;
+  /**
+   * How many more levels stage 1 accepts now. The scheduler sends a new level whenever this is > 0
+   * (no global lock-step); sending without credit is allowed (it queues) but costs latency.
+   */
+  credit(): number;
+  /** Sends a level into stage 1. */
+  send(level: LevelPacket): void;
+  /** Registers the handler for results from the last stage. Returns an unsubscribe function. */
+  onResult(handler: (result: ResultPacket) => void): () => void;
+  /**
+   * Resolves once something may have changed: a result was delivered or credit grew (or `signal`
+   * aborted). A real pipeline resolves it from its message handlers; the simulator advances its
+   * clock by one step here.
+   */
+  waitForProgress(signal?: AbortSignal): Promise<void>;
+  /**
+   * Pipeline steps so far (the simulator's clock), or null when the pipeline has no notion of a
+   * step. Tokens per step are reported only when this is a number.
+   */
+  stepCount(): number | null;
+}
