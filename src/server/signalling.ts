@@ -39,6 +39,8 @@ export interface SignallingOptions {
   rateLimit?: number;
   /** Interval of WebSocket-level pings; a socket that misses one is dropped. Default 15 s. */
   heartbeatMs?: number;
+  /** Rooms whose secret the operator fixed in advance (e.g. `npm start -- --room R --secret S`). */
+  roomSecrets?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -175,9 +177,12 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
         let r = rooms.get(msg.room);
         if (!r) {
           if (rooms.size >= maxRooms) throw new Refusal('server-full', 'the signalling server has too many rooms', true);
-          r = { name: msg.room, secretHash: msg.secret ? hashSecret(msg.secret) : null, members: new Map() };
+          const preset = opts.roomSecrets?.[msg.room];
+          const secret = preset ?? msg.secret;
+          r = { name: msg.room, secretHash: secret ? hashSecret(secret) : null, members: new Map() };
           rooms.set(msg.room, r);
-        } else if (r.secretHash) {
+        }
+        if (r.secretHash) {
           if (!msg.secret) {
             throw new Refusal('secret-required', `room "${msg.room}" is protected by a secret; open the join link with its secret`, true);
           }
