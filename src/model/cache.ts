@@ -5,8 +5,11 @@ import { createStore, delMany, getMany, setMany, clear, type UseStore } from 'id
 import type { FileStat } from './source.ts';
 
 export interface TensorCache {
-  /** Cached bytes per key, or null for a miss. Entries of the wrong length are deleted and missed. */
-  getMany(entries: { key: string; bytes: number }[]): Promise<(Uint8Array | null)[]>;
+  /**
+   * Cached bytes per key, or null for a miss. Entries of the wrong length are deleted and missed
+   * (bytes -1: any length).
+   */
+  getMany(entries: { key: string; bytes: number }[]): Promise<(Uint8Array<ArrayBuffer> | null)[]>;
   /** Stores entries; never throws (returns false when the write failed). */
   putMany(entries: { key: string; data: Uint8Array }[]): Promise<boolean>;
 }
@@ -42,8 +45,8 @@ export function openWeightCache(onWarning: (msg: string) => void = () => {}): Te
       const bad: string[] = [];
       const out = values.map((v, i) => {
         if (v === undefined) return null;
-        const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : v instanceof Uint8Array ? v : null;
-        if (bytes === null || bytes.byteLength !== entries[i].bytes) {
+        const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : null;
+        if (bytes === null || (entries[i].bytes >= 0 && bytes.byteLength !== entries[i].bytes)) {
           bad.push(entries[i].key);
           return null;
         }

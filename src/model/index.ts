@@ -19,6 +19,8 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   /** Load tokenizer.json (default true). */
   tokenizer?: boolean;
+  /** Read safetensors headers through the IndexedDB cache (default true; off without IndexedDB). */
+  cache?: boolean;
   signal?: AbortSignal;
 }
 
@@ -33,7 +35,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   const where = source.description.endsWith('/') ? `${source.description}config.json` : `config.json (${source.description})`;
   const { spec, warnings } = parseModelConfig(config, generation, where);
   const [tensorIndex, tokenizer] = await Promise.all([
-    tensorIndexFor(source, signal),
+    tensorIndexFor(source, { signal, cache: options.cache }),
     options.tokenizer === false ? Promise.resolve(null) : loadTokenizer(source, signal),
   ]);
   warnings.push(...validateTensorIndex(tensorIndex, spec));
@@ -49,7 +51,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
 }
 
 export { loadStageTensors, tensorNamesForRole, headWeightName, expectedTensors, convertTensor, readTensorIndex, validateTensorIndex, WeightError } from './weights.ts';
-export type { LoadStageOptions, TensorIndex } from './weights.ts';
+export type { LoadStageOptions, ReadIndexOptions, TensorIndex } from './weights.ts';
 export { parseModelConfig, ModelConfigError } from './config.ts';
 export { urlSource, fileSource, ModelSourceError } from './source.ts';
 export type { ModelSource, FileStat, UrlSourceOptions } from './source.ts';

@@ -83,32 +83,58 @@ export function tensorNamesForRole(spec: ModelSpec, role: StageRole): string[] {
   return names;
 }
 
-/** Reads and validates the header of one safetensors file: 8 bytes, then the JSON header only. */
-export async function readSafetensorsHeader(source: ModelSource, file: string, signal?: AbortSignal): Promise<{ stat: FileStat; tensors: Map<string, TensorInfo> }> {
+export interface ReadIndexOptions {
+  signal?: AbortSignal;
+  /** Keep headers in the IndexedDB cache too (default true), so a cached model loads without GETs. */
+  cache?: boolean;
+}
+
+/**
+ * Reads and validates the header of one safetensors file: 8 bytes, then the JSON header only
+ * (or the header bytes from the cache, keyed by URL + size + etag).
+ */
+export async function readSafetensorsHeader(source: ModelSource, file: string, opts: ReadIndexOptions = {}): Promise<{ stat: FileStat; tensors: Map<string, TensorInfo> }> {
+  const { signal } = opts;
   const stat = await source.stat(file, signal);
+  const url = source.cacheKey(file);
+  const cache = opts.cache === false || url === null ? null : openWeightCache((m) => source.warnings.push(m));
+  const key = url ? weightCacheKey(url, stat, '__header__') : '';
+  if (cache) {
+    const [cached] = await cache.getMany([{ key, bytes: -1 }]);
+    if (cached) {
+      try {
+        return { stat, tensors: parseHeader(file, cached, stat.size).tensors };
+      } catch {
+        // A bad cached header is a miss; fall through and read it again.
+      }
+    }
+  }
   const first8 = await source.readRange(file, 0, Math.min(8, stat.size), signal);
   const n = readHeaderLength(file, first8, stat.size);
   const header = await source.readRange(file, 8, 8 + n, signal);
-  return { stat, tensors: parseHeader(file, header, stat.size).tensors };
+  const tensors = parseHeader(file, header, stat.size).tensors;
+  if (cache) await cache.putMany([{ key, data: header }]);
+  return { stat, tensors };
 }
 
 /**
  * Finds every tensor: model.safetensors.index.json (sharded) when present, else model.safetensors.
  * Reads only the headers.
  */
-export async function readTensorIndex(source: ModelSource, signal?: AbortSignal): Promise<TensorIndex> {
+export async function readTensorIndex(source: ModelSource, opts: ReadIndexOptions = {}): Promise<TensorIndex> {
+  const { signal } = opts;
   const indexJson = await source.readOptionalJson(SHARD_INDEX, signal);
   const tensors = new Map<string, TensorInfo>();
   const files = new Map<string, FileStat>();
   if (indexJson === null) {
-    const { stat, tensors: t } = await readSafetensorsHeader(source, SINGLE_FILE, signal);
+    const { stat, tensors: t } = await readSafetensorsHeader(source, SINGLE_FILE, opts);
     files.set(SINGLE_FILE, stat);
     for (const [k, v] of t) tensors.set(k, v);
     return { tensors, files };
   }
   const weightMap = parseShardIndex(indexJson, SHARD_INDEX);
   const shards = [...new Set(weightMap.values())];
-  const headers = await Promise.all(shards.map((f) => readSafetensorsHeader(source, f, signal)));
+  const headers = await Promise.all(shards.map((f) => readSafetensorsHeader(source, f, opts)));
   shards.forEach((file, i) => {
     files.set(file, headers[i].stat);
   });
@@ -258,10 +284,10 @@ export interface LoadStageOptions {
 const indexes = new WeakMap<ModelSource, Promise<TensorIndex>>();
 
 /** readTensorIndex, once per source. */
-export function tensorIndexFor(source: ModelSource, signal?: AbortSignal): Promise<TensorIndex> {
+export function tensorIndexFor(source: ModelSource, opts: ReadIndexOptions = {}): Promise<TensorIndex> {
   let p = indexes.get(source);
   if (!p) {
-    p = readTensorIndex(source, signal);
+    p = readTensorIndex(source, opts);
     indexes.set(source, p);
     p.catch(() => indexes.delete(source));
   }
@@ -306,7 +332,7 @@ export function planReads(infos: TensorInfo[], maxReadBytes = 32 << 20): Run[] {
  */
 export async function loadStageTensors(source: ModelSource, spec: ModelSpec, role: StageRole, opts: LoadStageOptions = {}): Promise<Map<string, HostTensor>> {
   const { signal } = opts;
-  const index = opts.index ?? (await tensorIndexFor(source, signal));
+  const index = opts.index ?? (await tensorIndexFor(source, { signal, cache: opts.cache }));
   const names = tensorNamesForRole(spec, role);
   const expected = expectedTensors(spec);
   const infos = names.map((name) => {
