@@ -24,12 +24,13 @@ export interface RunSpec {
   eos?: boolean;
   extra?: Partial<GenerateOptions>;
   numSlots?: number;
+  stage1Queue?: number;
 }
 
 /** Runs a generation on a fresh simulator, drains it, and checks the slot bookkeeping afterwards. */
 export async function runSim(spec: RunSpec): Promise<{ result: GenerateResult; sim: SimPipeline }> {
   const numSlots = spec.numSlots ?? spec.prompt.length + spec.maxNewTokens + reservedSlots(spec.mode, spec.stages, { width: spec.width, ...spec.extra });
-  const sim = new SimPipeline({ numStages: spec.stages, numSlots, target: spec.target });
+  const sim = new SimPipeline({ numStages: spec.stages, numSlots, target: spec.target, stage1Queue: spec.stage1Queue });
   const result = await generate(sim, {
     mode: spec.mode,
     prompt: spec.prompt,
@@ -62,4 +63,24 @@ export function rng(seed: number): () => number {
 
 export function randomPrompt(r: () => number, len: number): number[] {
   return Array.from({ length: len }, () => 1 + Math.floor(r() * (VOCAB - 1)));
+}
+
+/**
+ * After a drained generation: every stage holds exactly the committed slots, the same ones in the
+ * same order, and they spell the prompt + the committed output (the last token may be missing: it
+ * is committed text but its row never had to go through the pipeline).
+ */
+export function checkSlots(sim: SimPipeline, prompt: number[], result: GenerateResult, request = 1): void {
+  const text = [...prompt, ...result.tokens];
+  if (result.stopReason === 'eos') text.push(EOS);
+  const first = sim.stageKv(0, request).committed;
+  for (let s = 0; s < sim.numStages; s++) {
+    const kv = sim.stageKv(s, request);
+    if (JSON.stringify(kv.committed) !== JSON.stringify(first)) throw new Error(`stage ${s} committed slots differ from stage 0`);
+    if (kv.written.size !== kv.committed.length) throw new Error(`stage ${s}: ${kv.written.size} slots hold K/V but ${kv.committed.length} are committed (leak)`);
+    const toks = kv.committed.map((slot) => kv.written.get(slot)!.token);
+    if (toks.length !== text.length && toks.length !== text.length - 1) throw new Error(`stage ${s}: ${toks.length} committed slots for ${text.length} tokens of text`);
+    if (JSON.stringify(toks) !== JSON.stringify(text.slice(0, toks.length))) throw new Error(`stage ${s}: committed slots do not spell the text`);
+  }
+  if (sim.violations.length) throw new Error(sim.violations.join('\n'));
 }

@@ -31,11 +31,11 @@ export function hash32(x: number): number {
 /**
  * The uniform number in [0, 1) used to pick the token AT absolute position `position` (so a row at
  * position n carries positionUniform(seed, n + 1)). Counter-based, no state:
- *   h = hash32((hash32(seed) + position) mod 2^32);  u = (h >> 8) / 2^24
+ *   h = hash32((hash32(seed ^ 0x9e3779b9) + position) mod 2^32);  u = (h >> 8) / 2^24
  * 24 bits, so the value is exact in f32 and survives the wire as f32 unchanged.
  */
 export function positionUniform(seed: number, position: number): number {
-  const h = hash32((hash32(seed >>> 0) + (position >>> 0)) >>> 0);
+  const h = hash32((hash32((seed ^ 0x9e3779b9) >>> 0) + (position >>> 0)) >>> 0);
   return (h >>> 8) / 16777216;
 }
 

@@ -70,8 +70,9 @@ export interface GenerateMetrics {
   /** Committed tokens after the first / steps from the first to the last commit. */
   tokensPerStep: number | null;
   /**
-   * Over committed tokens after the first: hits (the target token was an alive in-flight child of
-   * the root: specpipe; an accepted tree token: tree) and misses.
+   * Over committed tokens but the one that ended generation: hits (the target token was an alive
+   * in-flight child of the root, which becomes the next root; tree mode: an accepted tree token)
+   * and misses. A hit makes the next token one step away, a miss S steps.
    */
   hits: number;
   misses: number;
@@ -120,6 +121,15 @@ export function reservedSlots(mode: Mode, numStages: number, opts: Pick<Generate
   return 2;
 }
 
+function emptyMetrics(mode: Mode, stages: number, promptTokens: number): GenerateMetrics {
+  return {
+    mode, stages, promptTokens, committedTokens: 0, ttftMs: null, tbtP50Ms: null, tbtP95Ms: null, totalMs: 0,
+    steps: null, stepsToFirstToken: null, tokensPerStep: null, hits: 0, misses: 0, hitRate: null,
+    boundTokensPerStep: null, boundSpeedupOverPp: null, levelsSent: 0, rowsSent: 0, staleResults: 0, epochs: 0,
+    treeRounds: 0, tokensPerRound: null, draftCalls: 0, draftMs: 0,
+  };
+}
+
 function abortError(): Error {
   const e = new Error('generation aborted');
   e.name = 'AbortError';
@@ -144,23 +154,15 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
   const chunk = Math.max(1, Math.floor(o.prefillChunk ?? 64));
   const reserve = reservedSlots(mode, S, { width: W, maxDepth, treeDepth: D, treeWidth: K });
   const maxLen = Math.min(n + Math.max(0, o.maxNewTokens), pipeline.numSlots - reserve);
+  if (o.maxNewTokens <= 0) return { tokens: [], stopReason: 'length', metrics: emptyMetrics(mode, S, n) };
   if (n >= pipeline.numSlots - reserve) throw new Error(`generate: prompt of ${n} tokens does not fit ${pipeline.numSlots} KV slots with ${reserve} reserved`);
   const eos = new Set(o.eosTokens ?? []);
   const t0 = now();
   const step0 = pipeline.stepCount();
 
-  const m: GenerateMetrics = {
-    mode, stages: S, promptTokens: n, committedTokens: 0, ttftMs: null, tbtP50Ms: null, tbtP95Ms: null, totalMs: 0,
-    steps: null, stepsToFirstToken: null, tokensPerStep: null, hits: 0, misses: 0, hitRate: null,
-    boundTokensPerStep: null, boundSpeedupOverPp: null, levelsSent: 0, rowsSent: 0, staleResults: 0, epochs: 0,
-    treeRounds: 0, tokensPerRound: null, draftCalls: 0, draftMs: 0,
-  };
+  const m = emptyMetrics(mode, S, n);
   const tokens: number[] = [];
-  let stop: StopReason | null = o.maxNewTokens <= 0 ? 'length' : null;
-  if (stop) {
-    m.totalMs = now() - t0;
-    return { tokens, stopReason: stop, metrics: m };
-  }
+  let stop: StopReason | null = null;
 
   const alloc = new SlotAllocator(pipeline.numSlots);
   const tree = new TokenTree({ allocator: alloc, eosTokens: o.eosTokens, maxDepth: mode === 'tree' ? D : maxDepth, maxPosition: maxLen - 2, idBase: n });
@@ -244,10 +246,6 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
       results.delete(tree.root.id);
       const out = tree.commit(x);
       for (const d of out.deadNodes) results.delete(d);
-      if (m.committedTokens > 0) {
-        if (out.hit) m.hits++;
-        else m.misses++;
-      }
       if (!out.hit) m.epochs++;
       m.committedTokens++;
       commitTimes.push(now());
@@ -257,6 +255,12 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
         tokens.push(x);
         o.onToken?.(x, tokens.length - 1);
         if (tokens.length >= o.maxNewTokens || out.position >= maxLen - 1) stop = 'length';
+      }
+      // A commit's hit decides how long the NEXT token takes (its root is already in flight or
+      // not), so the commit that ends generation is not counted.
+      if (!stop) {
+        if (out.hit) m.hits++;
+        else m.misses++;
       }
       if (source) await source.commit({ token: x, position: out.position, hit: out.hit, root: view(out.root), committedSlot: out.committedSlot, releasedSlots: out.releasedSlots, epoch: out.epoch });
     }
