@@ -1,0 +1,542 @@
+// Browser side of e2e/kernels.spec.ts: every kernel against the CPU reference (src/gpu/reference.ts),
+// batch independence, and whole stages (random tiny Llama) against the CPU reference forward.
+import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
+import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
+import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
+import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer, type BindingResource } from '../../src/gpu/kernels.ts';
+import { Stage } from '../../src/gpu/stage.ts';
+import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
+import { prng, randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/testing.ts';
+
+export interface Check {
+  name: string;
+  maxErr: number;
+  tol: number;
+  ok: boolean;
+}
+
+let ctxP: Promise<GpuContext> | undefined;
+function gpu(): Promise<GpuContext> {
+  ctxP ??= createGpuContext();
+  return ctxP;
+}
+
+async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  const rb = device.createBuffer({ size: Math.ceil(bytes / 16) * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, 0, rb, 0, Math.min(src.size, rb.size));
+  device.queue.submit([enc.finish()]);
+  await rb.mapAsync(GPUMapMode.READ);
+  const out = rb.getMappedRange().slice(0, bytes);
+  rb.destroy();
+  return out;
+}
+
+async function runOne(k: Kernels, pipe: GPUComputePipeline, res: BindingResource[], grid: [number, number]): Promise<void> {
+  const dev = k.device;
+  dev.pushErrorScope('validation');
+  const enc = dev.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(0, k.bind(pipe, res));
+  pass.dispatchWorkgroups(...grid);
+  pass.end();
+  dev.queue.submit([enc.finish()]);
+  const err = await dev.popErrorScope();
+  if (err) throw new Error(err.message);
+}
+
+interface MetaRow {
+  token?: number;
+  position?: number;
+  slot?: number;
+  ancestors?: number[];
+  sampling?: RowSampling;
+}
+
+const ROWS_OFF = 64;
+/** Builds a meta buffer: committed slots at META.committedOff (up to 56 of them... or more, see below), row records, ancestors. */
+function buildMeta(rows: MetaRow[], committed: number[] = []): { data: Uint32Array; rowsOff: number } {
+  const rowsOff = Math.max(ROWS_OFF, META.committedOff + committed.length);
+  const anc = rows.reduce((a, r) => a + (r.ancestors?.length ?? 0), 0);
+  const m = new Uint32Array(rowsOff + rows.length * META.rowStride + anc + 4);
+  const f = new Float32Array(m.buffer);
+  m[0] = rows.length;
+  m[1] = committed.length;
+  m.set(committed, META.committedOff);
+  let a = rowsOff + rows.length * META.rowStride;
+  rows.forEach((r, i) => {
+    const o = rowsOff + i * META.rowStride;
+    m[o] = r.token ?? 0;
+    m[o + 1] = r.position ?? 0;
+    m[o + 2] = r.slot ?? 0;
+    m[o + 3] = a;
+    m[o + 4] = r.ancestors?.length ?? 0;
+    f[o + 5] = r.sampling?.temperature ?? 0;
+    m[o + 6] = r.sampling?.topK ?? 0;
+    f[o + 7] = r.sampling?.topP ?? 1;
+    f[o + 8] = r.sampling?.uniform ?? 0;
+    if (r.ancestors) m.set(r.ancestors, a);
+    a += r.ancestors?.length ?? 0;
+  });
+  return { data: m, rowsOff };
+}
+
+function maxAbs(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+function check(out: Check[], name: string, got: Float32Array, want: Float32Array, tol: number): void {
+  const e = maxAbs(got, want);
+  out.push({ name, maxErr: e, tol, ok: e <= tol });
+}
+
+export async function adapter(): Promise<{ description: string; features: Record<string, boolean> }> {
+  const c = await gpu();
+  return { description: c.description, features: { ...c.features } };
+}
+
+// ---- matmul ---------------------------------------------------------------------------------------
+
+export async function testMatmul(): Promise<Check[]> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = prng(11);
+  const out: Check[] = [];
+  const shapes: [number, number][] = [[200, 77], [64, 301], [172, 64], [32, 1]];
+  for (const format of ['f32', 'f16'] as WeightFormat[]) {
+    for (const [inDim, outDim] of shapes) {
+      for (const R of [1, 5, 64]) {
+        for (const v of [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }]) {
+          const x = randomArray(R * inDim, rand);
+          const w0t = hostTensor('w0', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
+          const w1t = hostTensor('w1', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
+          const b = randomArray(outDim, rand);
+          const y0 = randomArray(R * outDim, rand);
+          const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
+          const bufs = [meta, storageBuffer(dev, x), storageBuffer(dev, w0t.data), storageBuffer(dev, w1t.data), storageBuffer(dev, b), storageBuffer(dev, y0)];
+          const params = matmulParams(k, inDim, outDim);
+          await runOne(k, k.matmul({ format, ...v }), [params, ...bufs], matmulGrid(outDim, k.lanes));
+          const got = new Float32Array(await readBuffer(dev, bufs[5], R * outDim * 4));
+          const W0 = tensorF32(w0t);
+          let want = refMatmul(x, R, inDim, W0, outDim, 'bias' in v ? b : undefined);
+          if ('gated' in v) {
+            const u = refMatmul(x, R, inDim, tensorF32(w1t), outDim);
+            want = want.map((g, i) => silu(g) * u[i]);
+          }
+          if ('residual' in v) want = want.map((a, i) => y0[i] + a);
+          check(out, `matmul ${format} ${outDim}x${inDim} R=${R} ${JSON.stringify(v)}`, got, want, 2e-5 * Math.sqrt(inDim) + 1e-6);
+          for (const bb of [...bufs, params]) bb.destroy();
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ---- embedding, rmsnorm, rope ---------------------------------------------------------------------
+
+export async function testSmallKernels(): Promise<Check[]> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = prng(5);
+  const out: Check[] = [];
+  // Embedding gather.
+  for (const format of ['f32', 'f16'] as WeightFormat[]) {
+    const vocab = 301;
+    const H = 200;
+    const Et = hostTensor('E', [vocab, H], randomArray(vocab * H, rand), format);
+    for (const R of [1, 64]) {
+      const rows = Array.from({ length: R }, (_, i) => ({ token: (i * 37 + 11) % vocab }));
+      const { data, rowsOff } = buildMeta(rows);
+      const meta = storageBuffer(dev, data);
+      const eb = storageBuffer(dev, Et.data);
+      const h = emptyBuffer(dev, R * H * 4);
+      await runOne(k, k.embed(format), [k.uniform([H / 4, rowsOff, META.rowStride, 0]), meta, eb, h], [Math.ceil(H / 4 / 64), R]);
+      const got = new Float32Array(await readBuffer(dev, h, R * H * 4));
+      check(out, `embed ${format} R=${R}`, got, refEmbed(tensorF32(Et), H, rows.map((r) => r.token)), 0);
+    }
+  }
+  // RMSNorm.
+  for (const H of [200, 64, 2048]) {
+    for (const R of [1, 64]) {
+      const x = randomArray(R * H, rand, 3);
+      const w = randomArray(H, rand, 0.5, 1);
+      const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
+      const o = emptyBuffer(dev, R * H * 4);
+      await runOne(k, k.rmsnorm(), [k.uniform([H / 4, { f: 1e-5 }, 0, 0]), meta, storageBuffer(dev, x), storageBuffer(dev, w), o], [R, 1]);
+      const got = new Float32Array(await readBuffer(dev, o, R * H * 4));
+      check(out, `rmsnorm H=${H} R=${R}`, got, refRmsNorm(x, R, H, w, 1e-5), 2e-5);
+    }
+  }
+  // RoPE + KV write.
+  for (const [nH, nKv, hd] of [[4, 2, 32], [3, 1, 64], [8, 8, 16]]) {
+    for (const R of [1, 7, 64]) {
+      const rowLen = (nH + 2 * nKv) * hd;
+      const numSlots = 80;
+      const maxPos = 600;
+      const rows = Array.from({ length: R }, (_, i) => ({ position: Math.floor(rand() * maxPos), slot: (i * 13 + 5) % numSlots }));
+      const { data, rowsOff } = buildMeta(rows);
+      const qkvHost = randomArray(R * rowLen, rand);
+      const table = ropeTable(10000, hd, maxPos);
+      const qkv = storageBuffer(dev, qkvHost);
+      const kp = emptyBuffer(dev, numSlots * nKv * hd * 4);
+      const vp = emptyBuffer(dev, numSlots * nKv * hd * 4);
+      const threads = ((nH + nKv) * hd) / 2 + nKv * hd;
+      await runOne(k, k.rope(), [k.uniform([nH, nKv, hd, rowsOff, META.rowStride, maxPos, 0, 0]), storageBuffer(dev, data), storageBuffer(dev, table), qkv, kp, vp], [Math.ceil(threads / 64), R]);
+      const gotQkv = new Float32Array(await readBuffer(dev, qkv, R * rowLen * 4));
+      const gotK = new Float32Array(await readBuffer(dev, kp, numSlots * nKv * hd * 4));
+      const gotV = new Float32Array(await readBuffer(dev, vp, numSlots * nKv * hd * 4));
+      const wantQ = new Float32Array(R * nH * hd);
+      const gq = new Float32Array(R * nH * hd);
+      const wantK = new Float32Array(R * nKv * hd);
+      const gk = new Float32Array(R * nKv * hd);
+      const wantV = new Float32Array(R * nKv * hd);
+      const gv = new Float32Array(R * nKv * hd);
+      rows.forEach((r, i) => {
+        const q = qkvHost.slice(i * rowLen, i * rowLen + nH * hd);
+        refRope(q, 0, nH, hd, r.position, table);
+        wantQ.set(q, i * nH * hd);
+        gq.set(gotQkv.subarray(i * rowLen, i * rowLen + nH * hd), i * nH * hd);
+        const kk = qkvHost.slice(i * rowLen + nH * hd, i * rowLen + (nH + nKv) * hd);
+        refRope(kk, 0, nKv, hd, r.position, table);
+        wantK.set(kk, i * nKv * hd);
+        gk.set(gotK.subarray(r.slot * nKv * hd, (r.slot + 1) * nKv * hd), i * nKv * hd);
+        wantV.set(qkvHost.subarray(i * rowLen + (nH + nKv) * hd, (i + 1) * rowLen), i * nKv * hd);
+        gv.set(gotV.subarray(r.slot * nKv * hd, (r.slot + 1) * nKv * hd), i * nKv * hd);
+      });
+      // Rows may share a slot (13 i + 5 mod 80 repeats after 80 rows only), so each row's slot is its own.
+      check(out, `rope q heads=${nH} hd=${hd} R=${R}`, gq, wantQ, 1e-5);
+      check(out, `rope k->pool kv=${nKv} hd=${hd} R=${R}`, gk, wantK, 1e-5);
+      check(out, `v->pool kv=${nKv} hd=${hd} R=${R}`, gv, wantV, 0);
+    }
+  }
+  return out;
+}
+
+// ---- attention --------------------------------------------------------------------------------------
+
+export async function testAttention(): Promise<Check[]> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = prng(7);
+  const out: Check[] = [];
+  const cases: [number, number, number, number, number][] = [
+    // nH, nKv, hd, committed, R
+    [4, 2, 32, 0, 1],
+    [4, 2, 32, 9, 5],
+    [3, 1, 64, 37, 64],
+    [8, 2, 64, 1500, 3], // longer than one 1024-entry chunk
+  ];
+  for (const [nH, nKv, hd, nC, R] of cases) {
+    const numSlots = nC + 2 * R + 10;
+    const rowLen = (nH + 2 * nKv) * hd;
+    const kvDim = nKv * hd;
+    const Kh = randomArray(numSlots * kvDim, rand, 1.5);
+    const Vh = randomArray(numSlots * kvDim, rand);
+    const qkvHost = randomArray(R * rowLen, rand, 1.5);
+    // Committed: a shuffled set of slots; ancestors: random others.
+    const perm = Array.from({ length: numSlots }, (_, i) => i);
+    for (let i = perm.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    const committed = perm.slice(0, nC);
+    const free = perm.slice(nC);
+    const rows = Array.from({ length: R }, (_, i) => ({
+      slot: free[i],
+      ancestors: free.slice(R, R + Math.floor(rand() * 6)),
+    }));
+    const { data, rowsOff } = buildMeta(rows, committed);
+    const o = emptyBuffer(dev, R * nH * hd * 4);
+    const scale = 1 / Math.sqrt(hd);
+    await runOne(
+      k,
+      k.attention(),
+      [k.uniform([nH, nKv, hd, rowsOff, META.rowStride, META.committedOff, { f: scale }, 0]), storageBuffer(dev, data), storageBuffer(dev, qkvHost), storageBuffer(dev, Kh), storageBuffer(dev, Vh), o],
+      [nH, R],
+    );
+    const got = new Float32Array(await readBuffer(dev, o, R * nH * hd * 4));
+    const want = new Float32Array(R * nH * hd);
+    rows.forEach((r, i) => {
+      const list = [...committed, ...r.ancestors, r.slot];
+      want.set(
+        refAttention(
+          qkvHost.slice(i * rowLen, i * rowLen + nH * hd),
+          list.map((s) => Kh.subarray(s * kvDim, (s + 1) * kvDim)),
+          list.map((s) => Vh.subarray(s * kvDim, (s + 1) * kvDim)),
+          nH,
+          nKv,
+          hd,
+        ),
+        i * nH * hd,
+      );
+    });
+    check(out, `attention heads=${nH}/${nKv} hd=${hd} committed=${nC} R=${R}`, got, want, 2e-5);
+  }
+  return out;
+}
+
+// ---- sampling -----------------------------------------------------------------------------------------
+
+export async function testSampling(): Promise<{ checked: number; skipped: number; mismatches: string[] }> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = prng(99);
+  const mismatches: string[] = [];
+  let checked = 0;
+  let skipped = 0;
+  const settings: Omit<RowSampling, 'uniform'>[] = [
+    { temperature: 0, topK: 0, topP: 1 },
+    { temperature: 1, topK: 0, topP: 1 },
+    { temperature: 0.7, topK: 5, topP: 1 },
+    { temperature: 1.3, topK: 0, topP: 0.9 },
+    { temperature: 0.8, topK: 40, topP: 0.5 },
+    { temperature: 1, topK: 1, topP: 1 },
+    { temperature: 2, topK: 0, topP: 0.05 },
+  ];
+  for (const V of [301, 5003]) {
+    const R = 64;
+    const logits = randomArray(R * V, rand, 4);
+    // A few exact ties to exercise the lowest-id rule.
+    logits[3 * V + 10] = 50;
+    logits[3 * V + 200] = 50;
+    const rows = Array.from({ length: R }, (_, i) => ({ sampling: { ...settings[i % settings.length], uniform: rand() } }));
+    const { data, rowsOff } = buildMeta(rows);
+    const tok = emptyBuffer(dev, R * 4);
+    await runOne(k, k.sample(), [k.uniform([V, rowsOff, META.rowStride, 0]), storageBuffer(dev, data), storageBuffer(dev, logits), tok], [R, 1]);
+    const got = new Uint32Array(await readBuffer(dev, tok, R * 4));
+    rows.forEach((r, i) => {
+      const want = refSample(logits, i * V, V, r.sampling);
+      if (want.margin < 1e-5) {
+        skipped++;
+        return;
+      }
+      checked++;
+      if (got[i] !== want.token) mismatches.push(`V=${V} row ${i} ${JSON.stringify(r.sampling)}: gpu ${got[i]} cpu ${want.token}`);
+    });
+  }
+  return { checked, skipped, mismatches };
+}
+
+// ---- batch independence ----------------------------------------------------------------------------------
+
+/** The same row alone and at index 37 of a 64-row batch: matmul (f32, f16) outputs must be bitwise equal. */
+export async function testMatmulBatchIndependence(): Promise<{ name: string; differing: number }[]> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = prng(3);
+  const res: { name: string; differing: number }[] = [];
+  const inDim = 200;
+  const outDim = 301;
+  for (const format of ['f32', 'f16'] as WeightFormat[]) {
+    for (const v of [{}, { gated: true }, { residual: true, bias: true }]) {
+      const w0 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
+      const w1 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
+      const b = randomArray(outDim, rand);
+      const xs = randomArray(64 * inDim, rand);
+      const y0 = randomArray(64 * outDim, rand);
+      const run = async (R: number, x: Float32Array, y: Float32Array) => {
+        const yb = storageBuffer(dev, y);
+        await runOne(
+          k,
+          k.matmul({ format, ...v }),
+          [matmulParams(k, inDim, outDim), storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data), storageBuffer(dev, x), storageBuffer(dev, w0.data), storageBuffer(dev, w1.data), storageBuffer(dev, b), yb],
+          matmulGrid(outDim, k.lanes),
+        );
+        return new Float32Array(await readBuffer(dev, yb, R * outDim * 4));
+      };
+      const all = await run(64, xs, y0);
+      const alone = await run(1, xs.slice(37 * inDim, 38 * inDim), y0.slice(37 * outDim, 38 * outDim));
+      let differing = 0;
+      for (let o = 0; o < outDim; o++) if (!Object.is(alone[o], all[37 * outDim + o])) differing++;
+      res.push({ name: `matmul ${format} ${JSON.stringify(v)}`, differing });
+    }
+  }
+  return res;
+}
+
+// ---- whole stages ------------------------------------------------------------------------------------------
+
+function fullRole(spec: ModelSpec): StageRole {
+  return { layers: { start: 0, end: spec.numLayers }, embed: true, head: true };
+}
+
+function seqBatch(tokens: number[], pos0: number, slot0: number, ancestorsBefore: number[] = []): RowBatch {
+  const R = tokens.length;
+  return {
+    tokens: Int32Array.from(tokens),
+    positions: Int32Array.from(tokens, (_, i) => pos0 + i),
+    slots: Int32Array.from(tokens, (_, i) => slot0 + i),
+    ancestors: tokens.map((_, i) => Int32Array.from([...ancestorsBefore, ...Array.from({ length: i }, (_, j) => slot0 + j)])),
+    logitsRows: Array.from({ length: R }, (_, i) => i),
+  };
+}
+
+export interface StageCompare {
+  name: string;
+  maxErr: number;
+  maxLogit: number;
+  tokensEqual: boolean;
+}
+
+/** Prompt as one batch, then decode steps one row at a time with commits; logits vs RefStage. */
+export async function testStageVsReference(arg: { format: WeightFormat; qwen?: boolean; tied?: boolean }): Promise<StageCompare[]> {
+  const c = await gpu();
+  const spec = tinyLlamaSpec(arg.qwen ? { architecture: 'Qwen2ForCausalLM', attentionBias: true, headDim: 32, numHeads: 2, numKvHeads: 1, hiddenSize: 68, tieWordEmbeddings: !!arg.tied } : { tieWordEmbeddings: !!arg.tied });
+  const tensors = getter(randomLlamaTensors(spec, 1234, arg.format));
+  const numSlots = 64;
+  const gpuStage = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots, maxRows: 64 });
+  const ref = new RefStage(spec, fullRole(spec), tensors, numSlots);
+  const out: StageCompare[] = [];
+  const cmp = async (name: string, b: RowBatch) => {
+    const g = await gpuStage.forward(b);
+    const r = ref.forward(b);
+    let maxLogit = 0;
+    for (const v of r.logits!) maxLogit = Math.max(maxLogit, Math.abs(v));
+    out.push({ name, maxErr: maxAbs(g.logits!, r.logits!), maxLogit, tokensEqual: g.tokens!.join() === r.tokens!.join() });
+    return r.tokens!;
+  };
+  const prompt = [1, 17, 250, 3, 99, 42, 7, 300, 12];
+  let toks = await cmp('prompt (9 rows)', seqBatch(prompt, 0, 0));
+  const commit = (slots: number[]) => {
+    gpuStage.kv.commit(slots);
+    ref.kv.commit(slots);
+  };
+  commit(prompt.map((_, i) => i));
+  let next = toks[toks.length - 1];
+  for (let step = 0; step < 4; step++) {
+    const pos = prompt.length + step;
+    toks = await cmp(`decode step ${step}`, seqBatch([next], pos, pos));
+    commit([pos]);
+    next = toks[0];
+  }
+  gpuStage.destroy();
+  return out;
+}
+
+/** Same row alone vs in a 64-row batch through a whole stage: logits bitwise equal. */
+export async function testStageBatchIndependence(arg: { format: WeightFormat }): Promise<{ differing: number; maxErr: number }> {
+  const c = await gpu();
+  const spec = tinyLlamaSpec();
+  const tensors = getter(randomLlamaTensors(spec, 77, arg.format));
+  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 200 });
+  const prompt = [5, 6, 7, 8, 9];
+  await st.forward(seqBatch(prompt, 0, 0));
+  st.kv.commit([0, 1, 2, 3, 4]);
+  // 64 independent rows (siblings at position 5), each with its own slot; row 37 is the probe.
+  const rand = prng(8);
+  const tokens = Array.from({ length: 64 }, () => Math.floor(rand() * spec.vocabSize));
+  const big: RowBatch = {
+    tokens: Int32Array.from(tokens),
+    positions: new Int32Array(64).fill(5),
+    slots: Int32Array.from(tokens, (_, i) => 10 + i),
+    ancestors: tokens.map(() => new Int32Array(0)),
+    logitsRows: [37],
+  };
+  const a = await st.forward(big);
+  const single: RowBatch = { tokens: Int32Array.from([tokens[37]]), positions: Int32Array.from([5]), slots: Int32Array.from([150]), ancestors: [new Int32Array(0)], logitsRows: [0] };
+  const b = await st.forward(single);
+  let differing = 0;
+  for (let i = 0; i < spec.vocabSize; i++) if (!Object.is(a.logits![i], b.logits![i])) differing++;
+  st.destroy();
+  return { differing, maxErr: maxAbs(a.logits!, b.logits!) };
+}
+
+/**
+ * A token tree computed in one batch (rows with ancestors) vs each root-to-leaf path run as a plain
+ * sequence: the logits of every tree row equal those of the same node on its path, bitwise.
+ */
+export async function testTreeAttention(arg: { format: WeightFormat }): Promise<{ rows: number; differing: number; maxErr: number; refMaxErr: number }> {
+  const c = await gpu();
+  const spec = tinyLlamaSpec();
+  const tensors = getter(randomLlamaTensors(spec, 4321, arg.format));
+  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 128 });
+  const ref = new RefStage(spec, fullRole(spec), tensors, 128);
+  const prefix = [1, 40, 41, 42, 43];
+  await st.forward(seqBatch(prefix, 0, 0));
+  ref.forward(seqBatch(prefix, 0, 0));
+  st.kv.commit([0, 1, 2, 3, 4]);
+  ref.kv.commit([0, 1, 2, 3, 4]);
+  // Tree: A(pos 5) -> B, C (pos 6); B -> D, E (pos 7); C -> F (pos 7).
+  const nodes = [
+    { tok: 100, parent: -1 },
+    { tok: 101, parent: 0 },
+    { tok: 102, parent: 0 },
+    { tok: 103, parent: 1 },
+    { tok: 104, parent: 1 },
+    { tok: 105, parent: 2 },
+  ];
+  const slotOf = (i: number) => 20 + i;
+  const anc = (i: number): number[] => (nodes[i].parent < 0 ? [] : [...anc(nodes[i].parent), nodes[i].parent]);
+  const depth = (i: number): number => anc(i).length;
+  const tree: RowBatch = {
+    tokens: Int32Array.from(nodes.map((n) => n.tok)),
+    positions: Int32Array.from(nodes.map((_, i) => 5 + depth(i))),
+    slots: Int32Array.from(nodes.map((_, i) => slotOf(i))),
+    ancestors: nodes.map((_, i) => Int32Array.from(anc(i).map(slotOf))),
+    logitsRows: nodes.map((_, i) => i),
+  };
+  const tg = await st.forward(tree);
+  const tr = ref.forward(tree);
+  const V = spec.vocabSize;
+  let differing = 0;
+  let maxErr = 0;
+  let rows = 0;
+  let slotBase = 60;
+  for (const leaf of [3, 4, 5]) {
+    const path = [...anc(leaf), leaf];
+    const b = seqBatch(path.map((i) => nodes[i].tok), 5, slotBase);
+    slotBase += path.length;
+    const pg = await st.forward(b);
+    path.forEach((node, j) => {
+      rows++;
+      const a = tg.logits!.subarray(node * V, (node + 1) * V);
+      const p = pg.logits!.subarray(j * V, (j + 1) * V);
+      for (let i = 0; i < V; i++) if (!Object.is(a[i], p[i])) differing++;
+      maxErr = Math.max(maxErr, maxAbs(a, p));
+    });
+  }
+  st.destroy();
+  return { rows, differing, maxErr, refMaxErr: maxAbs(tg.logits!, tr.logits!) };
+}
+
+/** Layers [0,2) + [2,4) as two stages vs one stage [0,4): same logits (bitwise). */
+export async function testStageSplit(arg: { format: WeightFormat }): Promise<{ differing: number; maxErr: number; hiddenLen: number }> {
+  const c = await gpu();
+  const spec = tinyLlamaSpec();
+  const tensors = getter(randomLlamaTensors(spec, 555, arg.format));
+  const whole = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 64 });
+  const s1 = await Stage.create(c, spec, { layers: { start: 0, end: 2 }, embed: true, head: false }, tensors, { numSlots: 64 });
+  const s2 = await Stage.create(c, spec, { layers: { start: 2, end: 4 }, embed: false, head: true }, tensors, { numSlots: 64 });
+  let differing = 0;
+  let maxErr = 0;
+  let hiddenLen = 0;
+  const steps: RowBatch[] = [seqBatch([1, 2, 3, 4, 5, 6], 0, 0), seqBatch([77], 6, 6), seqBatch([78, 79], 7, 7)];
+  const commits = [[0, 1, 2, 3, 4, 5], [6], [7, 8]];
+  for (let i = 0; i < steps.length; i++) {
+    const w = await whole.forward(steps[i]);
+    const h = await s1.forward(steps[i]);
+    hiddenLen = h.hidden!.length;
+    const { tokens: _t, ...rest } = steps[i];
+    const o = await s2.forward({ ...rest, hidden: h.hidden });
+    for (let j = 0; j < w.logits!.length; j++) if (!Object.is(w.logits![j], o.logits![j])) differing++;
+    maxErr = Math.max(maxErr, maxAbs(w.logits!, o.logits!));
+    for (const st of [whole, s1, s2]) st.kv.commit(commits[i]);
+  }
+  for (const st of [whole, s1, s2]) st.destroy();
+  return { differing, maxErr, hiddenLen };
+}
+
+export type { HostTensor };

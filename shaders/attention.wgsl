@@ -1,0 +1,134 @@
+// Attention of each row's query heads over its attend list in the KV slot pool (GQA: query head h
+// reads kv head h / (numHeads / numKvHeads)). The attend list of row r is, in this order: the
+// stage's committed slots (rowMeta[committedOff ..], nCommitted of them), the row's ancestor slots
+// (rowMeta[ancOff ..], ancCount), then the row's own slot. One workgroup per (head, row).
+// The list is processed in chunks of CHUNK with an online softmax; every reduction (max, sum, the
+// weighted sum of V) runs in a fixed order that depends only on the list, so a row's output is
+// bitwise independent of the other rows in the batch.
+
+struct Params {
+  numHeads: u32,
+  numKvHeads: u32,
+  headDim: u32,
+  rowsOff: u32,
+  rowStride: u32,      // row record: token, position, slot, ancOff, ancCount, ...
+  committedOff: u32,
+  scale: f32,
+  _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> rowMeta: array<u32>;   // rowMeta[0] = R, rowMeta[1] = nCommitted
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(3) var<storage, read> kPool: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> vPool: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;  // [R, numHeads * headDim]
+
+const WG: u32 = 64u;
+const CHUNK: u32 = 1024u;
+const MAXHD: u32 = 256u;
+const PER: u32 = MAXHD / WG;
+
+var<workgroup> qs: array<vec4<f32>, 64>;   // MAXHD / 4
+var<workgroup> sc: array<f32, CHUNK>;
+var<workgroup> sl: array<u32, CHUNK>;
+var<workgroup> red: array<f32, WG>;
+
+fn reduceMax(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (t < k) { red[t] = max(red[t], red[t + k]); }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  return m;
+}
+
+fn reduceSum(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (t < k) { red[t] = red[t] + red[t + k]; }
+    workgroupBarrier();
+  }
+  let s = red[0];
+  workgroupBarrier();
+  return s;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let h = wg.x;
+  let r = wg.y;
+  let hd = P.headDim;
+  let hd4 = hd / 4u;
+  let kvh = h / (P.numHeads / P.numKvHeads);
+  let rowLen = (P.numHeads + 2u * P.numKvHeads) * hd;
+  let rec = P.rowsOff + r * P.rowStride;
+  let selfSlot = rowMeta[rec + 2u];
+  let ancOff = rowMeta[rec + 3u];
+  let ancCount = rowMeta[rec + 4u];
+  let nC = rowMeta[1];
+  let L = nC + ancCount + 1u;
+
+  let qBase = r * rowLen + h * hd;
+  for (var d = t; d < hd4; d += WG) {
+    let b = qBase + d * 4u;
+    qs[d] = vec4<f32>(qkv[b], qkv[b + 1u], qkv[b + 2u], qkv[b + 3u]);
+  }
+  workgroupBarrier();
+
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc: array<f32, PER>;
+  for (var k = 0u; k < PER; k++) { acc[k] = 0.0; }
+
+  for (var c0 = 0u; c0 < L; c0 += CHUNK) {
+    let n = min(CHUNK, L - c0);
+    var lmax = -3.0e38;
+    for (var jj = t; jj < n; jj += WG) {
+      let j = c0 + jj;
+      var slot = selfSlot;
+      if (j < nC) { slot = rowMeta[P.committedOff + j]; }
+      else if (j < nC + ancCount) { slot = rowMeta[ancOff + j - nC]; }
+      sl[jj] = slot;
+      let kb = (slot * P.numKvHeads + kvh) * hd4;
+      var s = 0.0;
+      for (var d = 0u; d < hd4; d++) {
+        s += dot(qs[d], kPool[kb + d]);
+      }
+      s = s * P.scale;
+      sc[jj] = s;
+      lmax = max(lmax, s);
+    }
+    let mNew = max(m, reduceMax(t, lmax));
+    var lsum = 0.0;
+    for (var jj = t; jj < n; jj += WG) {
+      let p = exp(sc[jj] - mNew);
+      sc[jj] = p;
+      lsum += p;
+    }
+    let csum = reduceSum(t, lsum);  // ends with a barrier: sc[] is visible to every thread
+    let corr = exp(m - mNew);
+    l = l * corr + csum;
+    for (var k = 0u; k < PER; k++) {
+      let d = t + k * WG;
+      if (d < hd) {
+        var a = acc[k] * corr;
+        for (var jj = 0u; jj < n; jj++) {
+          a += sc[jj] * vPool[(sl[jj] * P.numKvHeads + kvh) * hd + d];
+        }
+        acc[k] = a;
+      }
+    }
+    m = mNew;
+    workgroupBarrier();
+  }
+  let oBase = r * P.numHeads * hd + h * hd;
+  for (var k = 0u; k < PER; k++) {
+    let d = t + k * WG;
+    if (d < hd) { out[oBase + d] = acc[k] / l; }
+  }
+}

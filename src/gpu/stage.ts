@@ -1,0 +1,334 @@
+// The forward pass of a range of decoder layers on one GPU device (one pipeline stage).
+//
+// Per forward: one small upload (`meta`: rows, committed slots, per-row records and ancestor lists;
+// plus the input hidden states on a non-first stage), one command buffer with every dispatch, one
+// readback (hidden states, or tokens and the requested logits). All activations are preallocated
+// for maxRows at creation. Per layer: rmsnorm -> fused qkv matmul (+bias) -> rope + KV write ->
+// attention -> o_proj (+residual) -> rmsnorm -> gate/up matmul with silu -> down_proj (+residual).
+import type { HostTensor, ModelSpec, StageRole, WeightFormat } from '../model/types.ts';
+import type { RowBatch, StageOutput } from './types.ts';
+import type { GpuContext } from './device.ts';
+import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
+import { KvSlots } from './kv.ts';
+import { ropeTable, tensorF32, floatToHalf } from './reference.ts';
+
+export interface StageOptions {
+  /** KV slots per layer (committed context + in-flight tree nodes). */
+  numSlots: number;
+  /** Most rows in one forward (default 64). */
+  maxRows?: number;
+  /** Positions covered by the RoPE table (default min(spec.maxPositions, 8192)). */
+  maxPositions?: number;
+  /** Most rows whose logits one forward can return (default maxRows). */
+  maxLogitsRows?: number;
+  /** Threads per matmul output (divides 64; default 4). */
+  lanes?: number;
+}
+
+/** One dispatch of the forward: pipeline, bind group, and its grid as a function of the row count. */
+interface Step {
+  label: string;
+  pipe: GPUComputePipeline;
+  group: GPUBindGroup;
+  grid: (rows: number) => [number, number];
+}
+
+/** Converts a tensor to `format` (host side). */
+function toFormat(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array {
+  if (t.format === format) return t.data;
+  if (format === 'f32') return tensorF32(t);
+  const src = t.data as Float32Array;
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = floatToHalf(src[i]);
+  return out;
+}
+
+function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint16Array {
+  const parts = ts.map((t) => toFormat(t, format));
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = format === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p as never, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function f32Of(t: HostTensor): Float32Array {
+  return t.format === 'f32' ? (t.data as Float32Array) : tensorF32(t);
+}
+
+export class Stage {
+  readonly kv: KvSlots;
+  readonly maxRows: number;
+  readonly numSlots: number;
+  /** Bytes of weights uploaded (for reports). */
+  weightBytes = 0;
+
+  private k: Kernels;
+  private device: GPUDevice;
+  private buffers: GPUBuffer[] = [];
+  private steps: Step[] = [];
+  private meta: GPUBuffer;
+  private metaHost: Uint32Array;
+  private metaF: Float32Array;
+  private rowsOff: number;
+  private ancOff: number;
+  private h: GPUBuffer;
+  private logits?: GPUBuffer;
+  private tokens?: GPUBuffer;
+  private readback: GPUBuffer;
+  private maxLogitsRows: number;
+  private chain: Promise<unknown> = Promise.resolve();
+  private destroyed = false;
+
+  private constructor(
+    private ctx: GpuContext,
+    readonly spec: ModelSpec,
+    readonly role: StageRole,
+    tensors: (name: string) => HostTensor,
+    opts: StageOptions,
+  ) {
+    const s = spec;
+    const dev = ctx.device;
+    this.device = dev;
+    this.k = new Kernels(ctx, { lanes: opts.lanes });
+    this.maxRows = opts.maxRows ?? 64;
+    this.numSlots = opts.numSlots;
+    this.kv = new KvSlots(opts.numSlots);
+    this.maxLogitsRows = Math.min(opts.maxLogitsRows ?? this.maxRows, this.maxRows);
+    const H = s.hiddenSize;
+    const hd = s.headDim;
+    const qDim = s.numHeads * hd;
+    const kvDim = s.numKvHeads * hd;
+    const qkvDim = qDim + 2 * kvDim;
+    const I = s.intermediateSize;
+    const R = this.maxRows;
+    if (H % 4 || I % 4 || hd % 4 || qDim % 4) throw new Error('hidden, intermediate and head sizes must be multiples of 4');
+    if (hd > 256) throw new Error('headDim > 256 is not supported');
+    if (s.numHeads % s.numKvHeads) throw new Error('numHeads must be a multiple of numKvHeads');
+
+    const k = this.k;
+    const buf = (b: GPUBuffer) => {
+      this.buffers.push(b);
+      return b;
+    };
+    const weight = (data: Float32Array | Uint16Array, label: string) => {
+      this.weightBytes += data.byteLength;
+      return buf(storageBuffer(dev, data, label));
+    };
+    const fmtOf = (t: HostTensor) => t.format;
+    const step = (label: string, pipe: GPUComputePipeline, res: GPUBuffer[], grid: (rows: number) => [number, number]) =>
+      this.steps.push({ label, pipe, group: k.bind(pipe, res, label), grid });
+    const perRow = (rows: number): [number, number] => [rows, 1];
+    const mmGrid = (out: number) => {
+      const g = matmulGrid(out, k.lanes);
+      return (): [number, number] => g;
+    };
+
+    // meta: header, committed slots, row records, ancestor lists (each at most numSlots long).
+    this.rowsOff = META.committedOff + opts.numSlots;
+    this.ancOff = this.rowsOff + R * META.rowStride;
+    const metaWords = this.ancOff + R * opts.numSlots;
+    this.metaHost = new Uint32Array(metaWords);
+    this.metaF = new Float32Array(this.metaHost.buffer);
+    this.meta = buf(emptyBuffer(dev, metaWords * 4, 'meta'));
+
+    this.h = buf(emptyBuffer(dev, R * H * 4, 'h'));
+    const xn = buf(emptyBuffer(dev, R * H * 4, 'xn'));
+    const qkv = buf(emptyBuffer(dev, R * qkvDim * 4, 'qkv'));
+    const att = buf(emptyBuffer(dev, R * qDim * 4, 'att'));
+    const act = buf(emptyBuffer(dev, R * I * 4, 'act'));
+    const dummy = buf(emptyBuffer(dev, 16, 'dummy'));
+    const maxPos = opts.maxPositions ?? Math.min(s.maxPositions, 8192);
+    const table = buf(storageBuffer(dev, ropeTable(s.ropeTheta, hd, maxPos), 'rope table'));
+
+    const normP = k.uniform([H / 4, { f: s.rmsNormEps }, 0, 0], 'norm params');
+    const qkvP = matmulParams(k, H, qkvDim);
+    const oP = matmulParams(k, qDim, H);
+    const guP = matmulParams(k, H, I);
+    const downP = matmulParams(k, I, H);
+    const ropeP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, maxPos, 0, 0], 'rope params');
+    const attP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, META.committedOff, { f: 1 / Math.sqrt(hd) }, 0], 'attention params');
+    this.buffers.push(normP, qkvP, oP, guP, downP, ropeP, attP);
+
+    let embedBuf: GPUBuffer | undefined;
+    if (role.embed) {
+      const e = tensors('model.embed_tokens.weight');
+      const ew = weight(e.data, 'embed');
+      const p = buf(k.uniform([H / 4, this.rowsOff, META.rowStride, 0], 'embed params'));
+      step('embed', k.embed(e.format), [p, this.meta, ew, this.h], (rows) => [Math.ceil(H / 4 / 64), rows]);
+      embedBuf = ew;
+    }
+
+    for (let l = role.layers.start; l < role.layers.end; l++) {
+      const pre = `model.layers.${l}.`;
+      const t = (n: string) => tensors(pre + n);
+      const q = t('self_attn.q_proj.weight');
+      const fmt = fmtOf(q);
+      const wqkv = weight(concatRows([q, t('self_attn.k_proj.weight'), t('self_attn.v_proj.weight')], fmt), `L${l} qkv`);
+      const bias = s.attentionBias
+        ? weight(concatRows([t('self_attn.q_proj.bias'), t('self_attn.k_proj.bias'), t('self_attn.v_proj.bias')], 'f32'), `L${l} qkv bias`)
+        : dummy;
+      const wo = t('self_attn.o_proj.weight');
+      const gate = t('mlp.gate_proj.weight');
+      const down = t('mlp.down_proj.weight');
+      const woBuf = weight(wo.data, `L${l} o`);
+      const gateBuf = weight(gate.data, `L${l} gate`);
+      const upBuf = weight(toFormat(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
+      const downBuf = weight(down.data, `L${l} down`);
+      const n1 = weight(f32Of(t('input_layernorm.weight')), `L${l} norm1`);
+      const n2 = weight(f32Of(t('post_attention_layernorm.weight')), `L${l} norm2`);
+      const kvBytes = opts.numSlots * kvDim * 4;
+      const kPool = buf(emptyBuffer(dev, kvBytes, `L${l} K`));
+      const vPool = buf(emptyBuffer(dev, kvBytes, `L${l} V`));
+      const ropeThreads = ((s.numHeads + s.numKvHeads) * hd) / 2 + kvDim;
+      step(`L${l} norm1`, k.rmsnorm(), [normP, this.meta, this.h, n1, xn], perRow);
+      step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [qkvP, this.meta, xn, wqkv, wqkv, bias, qkv], mmGrid(qkvDim));
+      step(`L${l} rope`, k.rope(), [ropeP, this.meta, table, qkv, kPool, vPool], (rows) => [Math.ceil(ropeThreads / 64), rows]);
+      step(`L${l} attention`, k.attention(), [attP, this.meta, qkv, kPool, vPool, att], (rows) => [s.numHeads, rows]);
+      step(`L${l} o`, k.matmul({ format: wo.format, residual: true }), [oP, this.meta, att, woBuf, woBuf, dummy, this.h], mmGrid(H));
+      step(`L${l} norm2`, k.rmsnorm(), [normP, this.meta, this.h, n2, xn], perRow);
+      step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [guP, this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
+      step(`L${l} down`, k.matmul({ format: down.format, residual: true }), [downP, this.meta, act, downBuf, downBuf, dummy, this.h], mmGrid(H));
+    }
+
+    let readBytes = R * H * 4;
+    if (role.head) {
+      const V = s.vocabSize;
+      const nw = weight(f32Of(tensors('model.norm.weight')), 'final norm');
+      const ht = tensors(s.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+      // A tied head reuses the embedding buffer when this stage also embeds.
+      const hw = s.tieWordEmbeddings && embedBuf ? embedBuf : weight(ht.data, 'lm head');
+      this.logits = buf(emptyBuffer(dev, R * V * 4, 'logits'));
+      this.tokens = buf(emptyBuffer(dev, R * 4, 'tokens'));
+      const headP = buf(matmulParams(k, H, V));
+      const sampleP = buf(k.uniform([V, this.rowsOff, META.rowStride, 0], 'sample params'));
+      step('final norm', k.rmsnorm(), [normP, this.meta, this.h, nw, xn], perRow);
+      step('lm head', k.matmul({ format: ht.format }), [headP, this.meta, xn, hw, hw, dummy, this.logits], mmGrid(V));
+      step('sample', k.sample(), [sampleP, this.meta, this.logits, this.tokens], perRow);
+      readBytes = Math.ceil(R / 4) * 16 + this.maxLogitsRows * V * 4;
+    }
+    this.readback = buf(dev.createBuffer({ label: 'readback', size: Math.ceil(readBytes / 16) * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+  }
+
+  /** Uploads the weights of `role` (layers, plus embedding / final norm + head) and preallocates everything. */
+  static async create(ctx: GpuContext, spec: ModelSpec, role: StageRole, tensors: (name: string) => HostTensor, opts: StageOptions): Promise<Stage> {
+    ctx.device.pushErrorScope('validation');
+    ctx.device.pushErrorScope('out-of-memory');
+    const stage = new Stage(ctx, spec, role, tensors, opts);
+    const oom = await ctx.device.popErrorScope();
+    const val = await ctx.device.popErrorScope();
+    if (oom || val) {
+      stage.destroy();
+      throw new Error(`Stage.create: ${(oom ?? val)!.message}`);
+    }
+    return stage;
+  }
+
+  /** Runs the stage's layers on a batch. Calls are serialised in call order. */
+  forward(batch: RowBatch): Promise<StageOutput> {
+    const committed = [...this.kv.committed];
+    const run = this.chain.then(() => this.run(batch, committed));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private fillMeta(batch: RowBatch, committed: number[]): number {
+    const R = batch.positions.length;
+    const m = this.metaHost;
+    const mf = this.metaF;
+    if (R < 1 || R > this.maxRows) throw new Error(`forward: ${R} rows, expected 1..${this.maxRows}`);
+    if (batch.slots.length !== R || batch.ancestors.length !== R) throw new Error('forward: slots/ancestors length differs from positions');
+    if (this.role.embed && (!batch.tokens || batch.tokens.length !== R)) throw new Error('forward: the first stage needs one token per row');
+    if (!this.role.embed && (!batch.hidden || batch.hidden.length < R * this.spec.hiddenSize)) throw new Error('forward: needs hidden [rows * hiddenSize]');
+    m[0] = R;
+    m[1] = committed.length;
+    m.set(committed, META.committedOff);
+    let a = this.ancOff;
+    const maxPos = this.spec.maxPositions;
+    for (let r = 0; r < R; r++) {
+      const o = this.rowsOff + r * META.rowStride;
+      const tok = this.role.embed ? batch.tokens![r] : 0;
+      if (this.role.embed && (tok < 0 || tok >= this.spec.vocabSize)) throw new Error(`forward: token ${tok} out of range`);
+      this.kv.check(batch.slots[r]);
+      if (batch.positions[r] < 0 || batch.positions[r] >= maxPos) throw new Error(`forward: position ${batch.positions[r]} out of range`);
+      const anc = batch.ancestors[r];
+      if (committed.length + anc.length + 1 > this.numSlots + this.maxRows) throw new Error('forward: attend list too long');
+      m[o] = tok;
+      m[o + 1] = batch.positions[r];
+      m[o + 2] = batch.slots[r];
+      m[o + 3] = a;
+      m[o + 4] = anc.length;
+      const smp = batch.sampling?.[r];
+      mf[o + 5] = smp?.temperature ?? 0;
+      m[o + 6] = smp?.topK ?? 0;
+      mf[o + 7] = smp?.topP ?? 1;
+      mf[o + 8] = smp?.uniform ?? 0;
+      if (a + anc.length > m.length) throw new Error('forward: too many ancestor slots');
+      m.set(anc, a);
+      a += anc.length;
+    }
+    return a;
+  }
+
+  private async run(batch: RowBatch, committed: number[]): Promise<StageOutput> {
+    if (this.destroyed) throw new Error('stage destroyed');
+    const s = this.spec;
+    const k = this.k;
+    const dev = this.device;
+    const R = batch.positions.length;
+    const H = s.hiddenSize;
+    const used = this.fillMeta(batch, committed);
+    dev.queue.writeBuffer(this.meta, 0, this.metaHost.buffer, 0, used * 4);
+    if (!this.role.embed) dev.queue.writeBuffer(this.h, 0, batch.hidden!.buffer, batch.hidden!.byteOffset, R * H * 4);
+
+    const enc = dev.createCommandEncoder({ label: 'stage forward' });
+    const pass = enc.beginComputePass();
+    for (const st of this.steps) {
+      pass.setPipeline(st.pipe);
+      pass.setBindGroup(0, st.group);
+      pass.dispatchWorkgroups(...st.grid(R));
+    }
+    const nLogits = batch.logitsRows?.length ?? 0;
+    pass.end();
+    let bytes: number;
+    const V = s.vocabSize;
+    if (this.role.head) {
+      if (nLogits > this.maxLogitsRows) throw new Error(`forward: at most ${this.maxLogitsRows} logits rows`);
+      const base = Math.ceil(R / 4) * 16;
+      enc.copyBufferToBuffer(this.tokens!, 0, this.readback, 0, Math.min(base, this.tokens!.size));
+      batch.logitsRows?.forEach((r, i) => {
+        if (r < 0 || r >= R) throw new Error(`forward: logits row ${r} out of range`);
+        enc.copyBufferToBuffer(this.logits!, r * V * 4, this.readback, base + i * V * 4, V * 4);
+      });
+      bytes = base + nLogits * V * 4;
+    } else {
+      enc.copyBufferToBuffer(this.h, 0, this.readback, 0, R * H * 4);
+      bytes = R * H * 4;
+    }
+    dev.queue.submit([enc.finish()]);
+    const mapBytes = Math.min(this.readback.size, Math.ceil(bytes / 16) * 16);
+    await this.readback.mapAsync(GPUMapMode.READ, 0, mapBytes);
+    try {
+      const data = this.readback.getMappedRange(0, mapBytes);
+      if (!this.role.head) return { hidden: new Float32Array(data.slice(0, R * H * 4)) };
+      const out: StageOutput = { tokens: new Int32Array(data.slice(0, R * 4)) };
+      if (nLogits) {
+        const base = Math.ceil(R / 4) * 16;
+        out.logits = new Float32Array(data.slice(base, base + nLogits * V * 4));
+      }
+      return out;
+    } finally {
+      this.readback.unmap();
+    }
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const b of this.buffers) b.destroy();
+    this.buffers = [];
+  }
+}
+
