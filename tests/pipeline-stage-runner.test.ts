@@ -2,10 +2,12 @@ import { describe, it, expect } from 'vitest';
 import { StageRunner, type StageCompute } from '../src/pipeline/stage-runner.ts';
 import type { LevelPacket, RowMeta } from '../src/pipeline/packets.ts';
 import type { RowBatch } from '../src/gpu/types.ts';
+import type { StageRole } from '../src/model/types.ts';
 
-function fakeCompute(log: string[], opts: { embeds: boolean; hasHead: boolean }): StageCompute & { gate: Promise<void> | null } {
+const role = (embed: boolean, head: boolean): StageRole => ({ layers: { start: 0, end: 1 }, embed, head });
+
+function fakeCompute(log: string[], opts: { hasHead: boolean }): StageCompute & { gate: Promise<void> | null } {
   return {
-    ...opts,
     gate: null,
     async forward(b: RowBatch) {
       if (this.gate) await this.gate;
@@ -16,8 +18,10 @@ function fakeCompute(log: string[], opts: { embeds: boolean; hasHead: boolean })
       for (let i = 0; i < rows; i++) hidden.set([b.slots[i], b.hidden ? b.hidden[i * 2 + 1] + 1 : 0], i * 2);
       return { hidden };
     },
-    commitSlots: (s) => log.push(`commit ${s.join(',')}`),
-    releaseSlots: (s) => log.push(`release ${s.join(',')}`),
+    kv: {
+      commit: (s) => void log.push(`commit ${[...s].join(',')}`),
+      release: (s) => void log.push(`release ${[...s].join(',')}`),
+    },
   };
 }
 
@@ -30,7 +34,7 @@ describe('StageRunner', () => {
   it('applies verdicts before computing and forwards hidden states of surviving rows', async () => {
     const log: string[] = [];
     const out: LevelPacket[] = [];
-    const r = new StageRunner(fakeCompute(log, { embeds: false, hasHead: false }), (o) => 'level' in o && out.push(o.level));
+    const r = new StageRunner(fakeCompute(log, { hasHead: false }), role(false, false), (o) => 'level' in o && out.push(o.level));
     r.push(packet(0, 0, [row(1), row(2)], { epoch: 0, commit: [0], release: [] }, Float32Array.from([1, 10, 2, 20])));
     await new Promise((res) => setTimeout(res, 10));
     expect(log).toEqual(['commit 0', 'forward 1,2']);
@@ -40,10 +44,10 @@ describe('StageRunner', () => {
   it('drops rows killed by a verdict queued behind them and rows of an old epoch', async () => {
     const log: string[] = [];
     const results: number[][] = [];
-    const compute = fakeCompute(log, { embeds: true, hasHead: true });
+    const compute = fakeCompute(log, { hasHead: true });
     let open!: () => void;
     compute.gate = new Promise((res) => (open = res));
-    const r = new StageRunner(compute, (o) => 'result' in o && results.push(o.result.tokens));
+    const r = new StageRunner(compute, role(true, true), (o) => 'result' in o && results.push(o.result.tokens));
     r.push(packet(0, 0, [row(1)])); // blocks in forward
     r.push(packet(1, 0, [row(2), row(3, [2])]));
     r.push(packet(2, 0, [row(4, [3])], { epoch: 0, commit: [1], release: [2] }));

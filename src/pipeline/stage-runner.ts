@@ -2,15 +2,13 @@
 // a later queued verdict has already killed (look-ahead), computes the rest, and emits the next
 // stage's packet (or the leader's results at the last stage). Knows packets and slots, not trees.
 import type { RowBatch, RowSampling, StageOutput } from '../gpu/types.ts';
+import type { StageRole } from '../model/types.ts';
 import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './packets.ts';
 
 /** What the runner needs from a stage's compute (src/gpu's Stage satisfies it). */
 export interface StageCompute {
-  readonly embeds: boolean;
-  readonly hasHead: boolean;
   forward(batch: RowBatch): Promise<StageOutput>;
-  commitSlots(slots: number[]): void;
-  releaseSlots(slots: number[]): void;
+  readonly kv: { commit(slots: Iterable<number>): void; release(slots: Iterable<number>): void };
 }
 
 export type StageEmit = (out: { level: LevelPacket } | { result: ResultPacket }) => void;
@@ -34,7 +32,10 @@ export class StageRunner {
 
   constructor(
     private readonly compute: StageCompute,
+    private readonly role: StageRole,
     private readonly emit: StageEmit,
+    /** Called after every packet (flow control: stage 1 has room again). */
+    private readonly onProcessed: () => void = () => undefined,
   ) {}
 
   configure(config: RequestConfig): void {
@@ -57,6 +58,7 @@ export class StageRunner {
       while (this.inbox.length > 0) {
         const packet = this.inbox.shift()!;
         await this.process(packet);
+        this.onProcessed();
       }
     } catch (e) {
       this.failed = true;
@@ -69,8 +71,8 @@ export class StageRunner {
   private applyVerdict(v: Verdict | null): void {
     if (!v) return;
     if (v.epoch > this.epoch) this.epoch = v.epoch;
-    if (v.commit.length) this.compute.commitSlots(v.commit);
-    if (v.release.length) this.compute.releaseSlots(v.release);
+    if (v.commit.length) this.compute.kv.commit(v.commit);
+    if (v.release.length) this.compute.kv.release(v.release);
   }
 
   /** Rows of `packet` that no verdict (its own or one queued behind it) has killed. */
@@ -103,7 +105,7 @@ export class StageRunner {
       this.stats.rowsComputed += rows.length;
     }
     this.stats.busyMs += performance.now() - t0;
-    if (this.compute.hasHead) {
+    if (this.role.head) {
       this.emit({
         result: {
           request: packet.request,
@@ -126,7 +128,7 @@ export class StageRunner {
       slots: Int32Array.from(rows, (r) => r.slot),
       ancestors: rows.map((r) => Int32Array.from(r.ancestors)),
     };
-    if (this.compute.embeds) {
+    if (this.role.embed) {
       batch.tokens = Int32Array.from(rows, (r) => r.token);
     } else {
       if (!packet.hidden) throw new Error(`stage got step ${packet.step} without hidden states`);
@@ -135,7 +137,7 @@ export class StageRunner {
       keep.forEach((src, dst) => hidden.set(packet.hidden!.subarray(src * width, (src + 1) * width), dst * width));
       batch.hidden = hidden;
     }
-    if (this.compute.hasHead) {
+    if (this.role.head) {
       const c = this.config;
       batch.sampling = rows.map((r): RowSampling => ({ temperature: c.temperature, topK: c.topK, topP: c.topP, uniform: r.uniform }));
       batch.logitsRows = logitsRows;

@@ -1,0 +1,91 @@
+// A Pipeline whose stages all live in this tab: StageRunners chained in memory. It is the
+// single-tab mode (one stage) and the reference the ring of tabs must match.
+import type { Pipeline } from '../spec/pipeline.ts';
+import type { StageRole } from '../model/types.ts';
+import type { LevelPacket, RequestConfig, ResultPacket } from './packets.ts';
+import { StageRunner, type StageCompute, type StageStats } from './stage-runner.ts';
+
+export class LocalPipeline implements Pipeline {
+  private readonly runners: StageRunner[];
+  private readonly handlers = new Set<(r: ResultPacket) => void>();
+  private waiters: (() => void)[] = [];
+  private error: Error | null = null;
+
+  constructor(
+    stages: { compute: StageCompute; role: StageRole }[],
+    readonly numSlots: number,
+    /** Levels stage 1 may hold queued beyond the one it computes. */
+    private readonly depth = 1,
+  ) {
+    if (stages.length === 0) throw new Error('a pipeline needs at least one stage');
+    this.runners = [];
+    for (let i = stages.length - 1; i >= 0; i--) {
+      const next = this.runners[0];
+      const runner = new StageRunner(
+        stages[i].compute,
+        stages[i].role,
+        (out) => {
+          if ('level' in out) next.push(out.level);
+          else {
+            for (const h of this.handlers) h(out.result);
+            this.wake();
+          }
+        },
+        () => this.wake(),
+      );
+      runner.onError = (e) => {
+        this.error = e;
+        this.wake();
+      };
+      this.runners.unshift(runner);
+    }
+  }
+
+  get numStages(): number {
+    return this.runners.length;
+  }
+
+  get stats(): StageStats[] {
+    return this.runners.map((r) => ({ ...r.stats }));
+  }
+
+  async begin(config: RequestConfig): Promise<void> {
+    for (const r of this.runners) r.configure(config);
+  }
+
+  credit(): number {
+    return Math.max(0, this.depth - this.runners[0].queued + 1);
+  }
+
+  send(level: LevelPacket): void {
+    this.runners[0].push(level);
+  }
+
+  onResult(handler: (result: ResultPacket) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  waitForProgress(signal?: AbortSignal): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        signal?.removeEventListener('abort', done);
+        if (this.error) reject(this.error);
+        else resolve();
+      };
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.push(done);
+    });
+  }
+
+  stepCount(): number | null {
+    return null;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
