@@ -99,6 +99,13 @@ test('corrupt cache entries are refetched', async ({ page }) => {
   expect(seen.filter((r) => r.method === 'GET' && r.range !== null).length).toBeGreaterThan(0);
 });
 
+test('a cache that cannot be written (quota) never breaks loading', async ({ page }) => {
+  const ok = await loadStage(page, { url: LLAMA, layers: [2, 3], embed: false, head: true, cache: false });
+  const r = await callInPage<StageReport>(page, PAGE, 'loadStageWithFailingCacheWrites', { url: LLAMA, layers: [2, 3], embed: false, head: true });
+  expect(r.checksums).toEqual(ok.checksums);
+  expect(r.warnings.join('\n')).toMatch(/weight cache write failed .*quota exceeded/);
+});
+
 test('a sharded BF16 checkpoint loads through model.safetensors.index.json and matches the PyTorch reference', async ({ page }) => {
   const seen = recordRequests(page);
   // Last stage only: layer 2 and the head live in shard 2, so shard 1 is never read past its header.

@@ -117,3 +117,16 @@ export async function checkAgainstReference(req: { url: string; steps: number; f
   }
   return { tokens, want: ref.greedyTokens.slice(0, req.steps), maxLogitDiff };
 }
+
+/** loadStage while every IndexedDB put throws QuotaExceededError: loading must still succeed. */
+export async function loadStageWithFailingCacheWrites(req: StageRequest): Promise<StageReport> {
+  const put = IDBObjectStore.prototype.put;
+  IDBObjectStore.prototype.put = function (): IDBRequest<IDBValidKey> {
+    throw new DOMException('quota exceeded (simulated)', 'QuotaExceededError');
+  };
+  try {
+    return await loadStage(req);
+  } finally {
+    IDBObjectStore.prototype.put = put;
+  }
+}

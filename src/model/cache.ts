@@ -1,10 +1,12 @@
 // Raw tensor bytes cached in IndexedDB (idb-keyval), keyed by file URL + size/etag + tensor name,
 // so a changed file never serves stale bytes. The cache is an optimisation only: a read that fails
 // or returns the wrong length is a miss, and a write that fails (quota, private mode) is dropped.
-import { createStore, delMany, getMany, setMany, clear, type UseStore } from 'idb-keyval';
+import { createStore, delMany, getMany, setMany, clear, keys, type UseStore } from 'idb-keyval';
 import type { FileStat } from './source.ts';
 
 export interface TensorCache {
+  /** Which keys have an entry (without reading the values). */
+  has(keys: string[]): Promise<boolean[]>;
   /**
    * Cached bytes per key, or null for a miss. Entries of the wrong length are deleted and missed
    * (bytes -1: any length).
@@ -34,6 +36,15 @@ export function openWeightCache(onWarning: (msg: string) => void = () => {}): Te
   store ??= createStore(CACHE_DB, CACHE_STORE);
   const s = store;
   return {
+    async has(wanted) {
+      try {
+        const present = new Set(await keys<string>(s));
+        return wanted.map((k) => present.has(k));
+      } catch (e) {
+        onWarning(`weight cache read failed (${(e as Error).message}); fetching instead`);
+        return wanted.map(() => false);
+      }
+    },
     async getMany(entries) {
       let values: unknown[];
       try {

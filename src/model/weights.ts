@@ -363,15 +363,28 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   };
   let missing = infos;
   if (cache) {
+    // In batches of about maxReadBytes, so a big stage never holds all its raw bytes at once.
     const keyed = infos.filter((t) => keyOf(t) !== null);
-    const hits = await cache.getMany(keyed.map((t) => ({ key: keyOf(t) as string, bytes: t.end - t.start })));
-    keyed.forEach((t, i) => {
-      const bytes = hits[i];
-      if (bytes) {
-        out.set(t.name, convertTensor(t, bytes, format));
-        progress(bytes.byteLength);
+    const cached = await cache.has(keyed.map((t) => keyOf(t) as string));
+    const hits = keyed.filter((_, i) => cached[i]);
+    const limit = opts.maxReadBytes ?? 32 << 20;
+    for (let i = 0; i < hits.length; ) {
+      const batch: TensorInfo[] = [];
+      let bytes = 0;
+      while (i < hits.length && (batch.length === 0 || bytes + hits[i].end - hits[i].start <= limit)) {
+        bytes += hits[i].end - hits[i].start;
+        batch.push(hits[i++]);
       }
-    });
+      signal?.throwIfAborted();
+      const got = await cache.getMany(batch.map((t) => ({ key: keyOf(t) as string, bytes: t.end - t.start })));
+      batch.forEach((t, k) => {
+        const raw = got[k];
+        if (raw) {
+          out.set(t.name, convertTensor(t, raw, format));
+          progress(raw.byteLength);
+        }
+      });
+    }
     missing = infos.filter((t) => !out.has(t.name));
   }
 
