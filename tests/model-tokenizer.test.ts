@@ -46,6 +46,32 @@ function tinyTokenizerJson(): object {
   };
 }
 
+/** A Llama-2/Mistral style SentencePiece BPE: Metaspace "▁", byte fallback tokens, Strip decoder. */
+function sentencePieceJson(): object {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = Object.keys(vocab).length;
+  for (const piece of ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', 'he', 'll', 'hell', 'hello', '▁hello', 'wo', '▁wo', '▁world', 'or', 'ld', 'orld', 'world']) vocab[piece] = Object.keys(vocab).length;
+  const merges = ['h e', 'l l', 'he ll', 'hell o', '▁ hello', 'w o', '▁ wo', 'o r', 'l d', 'or ld', 'wo rld', '▁wo rld', 'w orld', '▁ world'];
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+    },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
+  };
+}
+
 const config = { bos_token: '<s>', eos_token: { content: '</s>' }, clean_up_tokenization_spaces: false };
 
 describe('tokenizer', () => {
@@ -83,5 +109,18 @@ describe('tokenizer', () => {
 
   it('rejects a file that is not a tokenizer', () => {
     expect(() => createTokenizer({ foo: 1 })).toThrow(/not a Hugging Face tokenizers file/);
+  });
+
+  it('streams a SentencePiece tokenizer: leading spaces kept, byte-fallback characters held until complete', () => {
+    const sp = createTokenizer(sentencePieceJson(), { bos_token: '<s>', eos_token: '</s>' });
+    const ids = sp.encode('hello world é hello');
+    expect(ids[0]).toBe(1);
+    expect(sp.idToToken(ids[1])).toBe('▁hello');
+    expect(sp.decode(ids)).toBe('hello world é hello');
+    const stream = sp.stream();
+    const pieces = ids.map((id) => stream.push(id));
+    expect(pieces.join('')).toBe('hello world é hello');
+    expect(pieces.some((p) => p.startsWith(' w'))).toBe(true); // the space before a word is not lost mid-stream
+    expect(pieces.every((p) => !p.includes('\uFFFD'))).toBe(true);
   });
 });
