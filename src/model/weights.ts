@@ -294,7 +294,8 @@ export function tensorIndexFor(source: ModelSource, opts: ReadIndexOptions = {})
   return p;
 }
 
-interface Run {
+/** One read: byte-adjacent tensors of one file. */
+export interface Run {
   file: string;
   start: number;
   end: number;
