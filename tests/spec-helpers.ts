@@ -4,6 +4,8 @@ import { toyTargetModel, type TargetModel } from '../src/spec/toy-lm.ts';
 import { OracleSource } from '../src/spec/oracle-source.ts';
 import type { SamplingSettings } from '../src/spec/sampling.ts';
 import type { SpeculativeSource } from '../src/spec/source.ts';
+import type { DraftModel } from '../src/spec/draft-source.ts';
+import type { RowBatch, StageOutput } from '../src/gpu/types.ts';
 
 export const VOCAB = 48;
 export const EOS = 0;
@@ -83,4 +85,71 @@ export function checkSlots(sim: SimPipeline, prompt: number[], result: GenerateR
     if (JSON.stringify(toks) !== JSON.stringify(text.slice(0, toks.length))) throw new Error(`stage ${s}: committed slots do not spell the text`);
   }
   if (sim.violations.length) throw new Error(sim.violations.join('\n'));
+}
+
+/**
+ * A CPU "draft model" with a KV pool that checks what a real one relies on: ancestors written and
+ * not freed, positions contiguous after the committed prefix, commits of written slots only. Its
+ * logits come from a toy LM over the token prefix its own KV describes, so broken mirroring of the
+ * tree shows up as wrong guesses or a thrown error.
+ */
+export class ToyDraftModel implements DraftModel {
+  readonly committed: number[] = [];
+  private readonly committedSet = new Set<number>();
+  readonly kv = new Map<number, { token: number; position: number }>();
+  forwards = 0;
+  constructor(
+    readonly vocabSize: number,
+    private readonly lm: TargetModel,
+  ) {}
+
+  async forward(b: RowBatch): Promise<StageOutput> {
+    this.forwards++;
+    const R = b.positions.length;
+    const committedSet = this.committedSet;
+    const prefixes: number[][] = [];
+    for (let r = 0; r < R; r++) {
+      const slot = b.slots[r];
+      if (committedSet.has(slot)) throw new Error(`draft: row overwrites committed slot ${slot}`);
+      if (this.kv.has(slot)) throw new Error(`draft: row overwrites held slot ${slot} without a release`);
+      const prefix = this.committed.map((s) => this.kv.get(s)!.token);
+      let pos = this.committed.length;
+      for (const a of b.ancestors[r]) {
+        const e = this.kv.get(a);
+        if (!e || committedSet.has(a) || e.position !== pos) throw new Error(`draft: bad ancestor slot ${a} for row at ${b.positions[r]}`);
+        prefix.push(e.token);
+        pos++;
+      }
+      if (b.positions[r] !== pos) throw new Error(`draft: row position ${b.positions[r]}, prefix implies ${pos}`);
+      this.kv.set(slot, { token: b.tokens![r], position: b.positions[r] });
+      prefix.push(b.tokens![r]);
+      prefixes.push(prefix);
+    }
+    const rows = b.logitsRows ?? [];
+    const logits = new Float32Array(rows.length * this.vocabSize);
+    rows.forEach((r, i) => logits.set(this.lm(prefixes[r]), i * this.vocabSize));
+    return { logits };
+  }
+
+  commitSlots(slots: number[]): void {
+    for (const s of slots) {
+      const e = this.kv.get(s);
+      if (!e || this.committedSet.has(s) || e.position !== this.committed.length) throw new Error(`draft: bad commit of slot ${s}`);
+      this.committed.push(s);
+      this.committedSet.add(s);
+    }
+  }
+
+  releaseSlots(slots: number[]): void {
+    for (const s of slots) {
+      if (this.committedSet.has(s)) throw new Error(`draft: release of committed slot ${s}`);
+      this.kv.delete(s);
+    }
+  }
+
+  resetSlots(): void {
+    this.committed.length = 0;
+    this.committedSet.clear();
+    this.kv.clear();
+  }
 }

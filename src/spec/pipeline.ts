@@ -37,8 +37,9 @@ export interface Pipeline {
   onResult(handler: (result: ResultPacket) => void): () => void;
   /**
    * Resolves once something may have changed: a result was delivered or credit grew (or `signal`
-   * aborted). A real pipeline resolves it from its message handlers; the simulator advances its
-   * clock by one step here.
+   * aborted). No lost wake-ups: an event that happened after the previous call returned counts, so
+   * the call returns at once (the `Wakeup` class below does exactly this). A real pipeline notifies
+   * from its message handlers; the simulator advances its clock by one step here.
    */
   waitForProgress(signal?: AbortSignal): Promise<void>;
   /**
@@ -46,4 +47,38 @@ export interface Pipeline {
    * step. Tokens per step are reported only when this is a number.
    */
   stepCount(): number | null;
+}
+
+/**
+ * A latched wake-up for implementing Pipeline.waitForProgress: notify() from result and credit
+ * handlers; wait() resolves at once if notified since the last wait() returned, else at the next
+ * notify() (or abort).
+ */
+export class Wakeup {
+  private pending = false;
+  private waiter: (() => void) | null = null;
+
+  notify(): void {
+    this.pending = true;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  wait(signal?: AbortSignal): Promise<void> {
+    if (this.pending || signal?.aborted) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        signal?.removeEventListener('abort', done);
+        if (this.waiter === done) this.waiter = null;
+        this.pending = false;
+        resolve();
+      };
+      this.waiter = done;
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
 }

@@ -316,7 +316,8 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
         break;
       }
       if (!sent && inFlight === 0 && !results.has(tree.root.id)) throw new Error('generate: stalled (nothing in flight, nothing to send)');
-      await pipeline.waitForProgress(o.signal);
+      // results that arrived while the source was thinking are handled without waiting
+      if (inbox.length === 0) await pipeline.waitForProgress(o.signal);
     }
   } catch (e) {
     if (!(e instanceof Error && e.name === 'AbortError')) {
