@@ -79,3 +79,17 @@ describe('selectToken', () => {
     expect(topKIndices([1, 5, 5, 2], 3)).toEqual([1, 2, 3]);
   });
 });
+
+describe('selectToken agrees with the GPU reference sampler (src/gpu/reference.ts refSample)', () => {
+  it('on 3000 random logit vectors across temperatures, top-k and top-p', async () => {
+    const { refSample } = await import('../src/gpu/reference.ts');
+    for (let trial = 0; trial < 3000; trial++) {
+      const V = 5 + (trial % 200);
+      const logits = new Float32Array(V);
+      for (let i = 0; i < V; i++) logits[i] = Math.fround(Math.sin(trial * 7.1 + i * 13.7) * 5);
+      const s = { temperature: [0, 0.7, 1, 1.5][trial % 4], topK: [0, 1, 5, 40][(trial >> 2) % 4], topP: [1, 0.9, 0.5][(trial >> 4) % 3] };
+      const u = positionUniform(3, trial);
+      expect(refSample(logits, 0, V, { ...s, uniform: u }).token, JSON.stringify({ trial, s })).toBe(selectToken(logits, s, u));
+    }
+  });
+});
