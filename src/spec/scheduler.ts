@@ -290,11 +290,10 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
             rows.push(...(await propose(frontier, K)));
             if (o.signal?.aborted) throw abortError();
           }
-          if (rows.length) {
-            send(rows.map(rowOf));
-            m.treeRounds++;
-            sent = true;
-          }
+          if (!rows.length) break; // nothing to verify: wait for the root's result
+          send(rows.map(rowOf));
+          m.treeRounds++;
+          sent = true;
           continue;
         }
         if (!root.injected) {
