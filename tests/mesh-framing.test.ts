@@ -46,8 +46,19 @@ describe('framing', () => {
       const a = new FrameAssembler();
       const outs = frames.map((f) => a.push(f));
       expect(outs.slice(0, -1).every((o) => o === null)).toBe(true);
-      expect(same(outs.at(-1), msg)).toBe(true);
+      expect(same(outs.at(-1)?.message, msg)).toBe(true);
     }
+  });
+
+  it('carries the lane of each message', () => {
+    const a = new FrameAssembler();
+    const big = splitFrames(bytes(100_000, 1), 0, 64 * 1024, 2);
+    expect(a.push(big[0])).toBeNull();
+    expect(a.push(big[1])?.lane).toBe(2);
+    expect(a.push(splitFrames(bytes(5, 1), 1, 64 * 1024, 1)[0])?.lane).toBe(1);
+    const bad = splitFrames(bytes(5, 1), 2)[0];
+    bad[13] = 1;
+    expect(() => a.push(bad)).toThrow(/reserved/);
   });
 
   it('rejects interleaved, skipped, oversized and short frames', () => {
@@ -74,7 +85,7 @@ describe('framing', () => {
     clearInterval(timer);
     expect(ch.maxBuffered).toBeLessThanOrEqual(256 * 1024 + 64 * 1024);
     const a = new FrameAssembler();
-    const got = ch.sent.map((f) => a.push(f)).filter((m): m is Uint8Array => m !== null);
+    const got = ch.sent.map((f) => a.push(f)?.message ?? null).filter((m): m is Uint8Array => m !== null);
     expect(got.length).toBe(msgs.length);
     got.forEach((g, i) => expect(same(g, msgs[i])).toBe(true));
   });

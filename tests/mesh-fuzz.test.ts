@@ -88,7 +88,7 @@ describe('decoder fuzzing', () => {
       frames[k] = f;
       try {
         let out: Uint8Array | null = null;
-        for (const fr of frames) out = a.push(fr) ?? out;
+        for (const fr of frames) out = a.push(fr)?.message ?? out;
         if (out) expect(out.length).toBe(msg.length);
       } catch (e) {
         if (!(e instanceof FramingError)) throw e;

@@ -2,11 +2,13 @@
 // the channel's bufferedAmount. Chrome refuses data-channel messages over 256 KiB and small
 // messages travel faster (MACHINE-NOTES), so frames default to 64 KiB.
 //
-// Frame: u32 seq (message number on this channel), u32 total (message length), u32 offset (of this
-// frame's bytes in the message), then the bytes. An ordered reliable channel delivers a message's
+// Frame (16-byte header): u32 seq (message number on this channel), u32 total (message length),
+// u32 offset (of this frame's bytes in the message), u8 lane (which stream of the link the message
+// belongs to: ring traffic, leader<->stage traffic, link control), 3 zero bytes, then the bytes. An ordered reliable channel delivers a message's
 // frames in order and never interleaves two messages, so the receiver checks exactly that.
 
-export const FRAME_HEADER_BYTES = 12;
+export const FRAME_HEADER_BYTES = 16;
+export const MAX_LANE = 15;
 export const DEFAULT_FRAME_BYTES = 64 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
@@ -15,7 +17,8 @@ export class FramingError extends Error {
 }
 
 /** Splits one message into frames of at most `frameBytes` bytes (header included). */
-export function splitFrames(message: Uint8Array, seq: number, frameBytes = DEFAULT_FRAME_BYTES): Uint8Array[] {
+export function splitFrames(message: Uint8Array, seq: number, frameBytes = DEFAULT_FRAME_BYTES, lane = 0): Uint8Array[] {
+  if (!Number.isInteger(lane) || lane < 0 || lane > MAX_LANE) throw new RangeError(`lane ${lane}`);
   const chunk = frameBytes - FRAME_HEADER_BYTES;
   if (chunk <= 0) throw new RangeError(`frame size ${frameBytes} leaves no room for data`);
   const frames: Uint8Array[] = [];
@@ -27,11 +30,17 @@ export function splitFrames(message: Uint8Array, seq: number, frameBytes = DEFAU
     view.setUint32(0, seq >>> 0, true);
     view.setUint32(4, message.length, true);
     view.setUint32(8, offset, true);
+    view.setUint8(12, lane);
     frame.set(message.subarray(offset, offset + n), FRAME_HEADER_BYTES);
     frames.push(frame);
     offset += n;
   } while (offset < message.length);
   return frames;
+}
+
+export interface Reassembled {
+  message: Uint8Array;
+  lane: number;
 }
 
 /** Reassembles frames into messages. Throws FramingError on anything out of order or oversized. */
@@ -40,16 +49,19 @@ export class FrameAssembler {
   private seq = 0;
   private received = 0;
   private expectedSeq: number | null = null;
+  private lane = 0;
 
   constructor(private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {}
 
   /** Feeds one frame; returns the completed message when this frame was its last one. */
-  push(frame: Uint8Array): Uint8Array | null {
+  push(frame: Uint8Array): Reassembled | null {
     if (frame.length < FRAME_HEADER_BYTES) throw new FramingError(`frame of ${frame.length} bytes is shorter than its header`);
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     const seq = view.getUint32(0, true);
     const total = view.getUint32(4, true);
     const offset = view.getUint32(8, true);
+    const lane = view.getUint8(12);
+    if (lane > MAX_LANE || view.getUint8(13) || view.getUint16(14, true)) throw new FramingError('bad frame header (lane/reserved bytes)');
     const data = frame.subarray(FRAME_HEADER_BYTES);
     if (total > this.maxMessageBytes) throw new FramingError(`message of ${total} bytes exceeds ${this.maxMessageBytes}`);
     if (this.current === null) {
@@ -59,12 +71,13 @@ export class FrameAssembler {
       }
       if (data.length === total) {
         this.expectedSeq = (seq + 1) >>> 0;
-        return data; // single-frame message: no copy
+        return { message: data, lane }; // single-frame message: no copy
       }
       this.current = new Uint8Array(total);
+      this.lane = lane;
       this.seq = seq;
       this.received = 0;
-    } else if (seq !== this.seq || offset !== this.received || total !== this.current.length) {
+    } else if (seq !== this.seq || offset !== this.received || total !== this.current.length || lane !== this.lane) {
       throw new FramingError(
         `frame (message ${seq}, offset ${offset}, total ${total}) interleaved with message ${this.seq} at offset ${this.received} of ${this.current.length}`,
       );
@@ -78,7 +91,7 @@ export class FrameAssembler {
     const done = this.current;
     this.current = null;
     this.expectedSeq = (seq + 1) >>> 0;
-    return done;
+    return { message: done, lane };
   }
 
   /** Bytes of a message in progress. */
@@ -105,6 +118,7 @@ export interface FrameSenderOptions {
 }
 
 interface Pending {
+  lane: number;
   frames: Uint8Array[];
   next: number;
   resolve: () => void;
@@ -138,12 +152,12 @@ export class FrameSender {
     channel.addEventListener('bufferedamountlow', this.onLow);
   }
 
-  send(message: Uint8Array): Promise<void> {
+  send(message: Uint8Array, lane = 0): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
-    const frames = splitFrames(message, this.seq, this.frameBytes);
+    const frames = splitFrames(message, this.seq, this.frameBytes, lane);
     this.seq = (this.seq + 1) >>> 0;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ frames, next: 0, resolve, reject });
+      this.queue.push({ lane, frames, next: 0, resolve, reject });
       if (!this.waiting) this.pump();
     });
   }
