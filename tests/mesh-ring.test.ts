@@ -109,4 +109,30 @@ describe('ring over node-datachannel', () => {
     while (lost.filter(([p]) => p === sc[2].id).length < 1) await new Promise((r) => setTimeout(r, 20));
     expect(lost[0][1]).toBeLessThan(3000);
   }, 20_000);
+
+  it('applies hopDelayMs on every hop, in order', async () => {
+    const lc = await connect('ring-delay', 'leader');
+    const sc = await Promise.all([connect('ring-delay', 'stage'), connect('ring-delay', 'stage')]);
+    const opts = { hopDelayMs: 40, pingIntervalMs: 200 };
+    const [leader, ...stages] = await Promise.all([Ring.lead(lc, { stages: 2, ...opts }), ...sc.map((c) => Ring.join(c, opts))]);
+    rings.push(leader, ...stages);
+    for (const s of stages) s.onPrev((bytes) => void s.sendNext(bytes));
+    const arrivals: number[] = [];
+    leader.onPrev((_b, msg) => arrivals.push(msg.type === 'level' ? msg.packet.step : -1));
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await leader.sendNextMessage({ type: 'level', packet: { ...randomLevel(rng(i), { rows: 1, hidden: 8 }), step: i } });
+      while (arrivals.length <= i) await new Promise((r) => setTimeout(r, 2));
+      times.push(performance.now() - t0);
+    }
+    expect(arrivals).toEqual([0, 1, 2, 3, 4]);
+    times.sort((a, b) => a - b);
+    console.log(`3 hops x 40 ms delay: ring trip ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+    expect(times[0]).toBeGreaterThanOrEqual(120);
+    expect(times[2]).toBeLessThan(120 + 100);
+    await new Promise((r) => setTimeout(r, 500));
+    // Pings go through the delay too: RTT >= 2 x 40 ms.
+    expect(leader.stats().every((l) => (l.rttP50 ?? 0) >= 80)).toBe(true);
+  }, 20_000);
 });
