@@ -104,16 +104,30 @@ export async function adapter(): Promise<{ description: string; features: Record
 
 // ---- matmul ---------------------------------------------------------------------------------------
 
+/** Matmul configurations under test: the adapter's default, and the multi-lane GPU variants. */
+function matmulConfigs(c: GpuContext): { name: string; k: Kernels; full: boolean }[] {
+  const configs = [{ name: 'default', k: new Kernels(c), full: true }];
+  for (const lanes of [1, 4]) {
+    for (const subgroups of [true, false]) {
+      const k = new Kernels(c, { lanes, subgroups });
+      if (k.lanes === configs[0].k.lanes && k.subgroups === configs[0].k.subgroups) continue;
+      if (configs.some((x) => x.k.lanes === k.lanes && x.k.subgroups === k.subgroups)) continue;
+      configs.push({ name: `lanes=${lanes}${k.subgroups ? ' subgroups' : ''}`, k, full: false });
+    }
+  }
+  return configs;
+}
+
 export async function testMatmul(): Promise<Check[]> {
   const c = await gpu();
-  const k = new Kernels(c);
   const dev = c.device;
   const rand = prng(11);
   const out: Check[] = [];
-  const shapes: [number, number][] = [[200, 77], [64, 301], [172, 64], [32, 1]];
+  for (const { name: cfg, k, full } of matmulConfigs(c)) {
+  const shapes: [number, number][] = full ? [[200, 77], [64, 301], [172, 64], [32, 1]] : [[200, 77], [32, 1]];
   for (const format of ['f32', 'f16'] as WeightFormat[]) {
     for (const [inDim, outDim] of shapes) {
-      for (const R of [1, 5, 64]) {
+      for (const R of full ? [1, 5, 64] : [1, 6]) {
         for (const v of [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }]) {
           const x = randomArray(R * inDim, rand);
           const w0t = hostTensor('w0', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
@@ -132,11 +146,12 @@ export async function testMatmul(): Promise<Check[]> {
             want = want.map((g, i) => silu(g) * u[i]);
           }
           if ('residual' in v) want = want.map((a, i) => y0[i] + a);
-          check(out, `matmul ${format} ${outDim}x${inDim} R=${R} ${JSON.stringify(v)}`, got, want, 2e-5 * Math.sqrt(inDim) + 1e-6);
+          check(out, `matmul [${cfg}] ${format} ${outDim}x${inDim} R=${R} ${JSON.stringify(v)}`, got, want, 2e-5 * Math.sqrt(inDim) + 1e-6);
           for (const bb of [...bufs, params]) bb.destroy();
         }
       }
     }
+  }
   }
   return out;
 }
@@ -154,8 +169,17 @@ export async function testSmallKernels(): Promise<Check[]> {
     const vocab = 301;
     const H = 200;
     const Et = hostTensor('E', [vocab, H], randomArray(vocab * H, rand), format);
+    if (format === 'f16') {
+      // Every subnormal half (both signs) and a sweep of normal ones: widening must be exact.
+      const d = Et.data as Uint16Array;
+      for (let i = 0; i < 0x400; i++) {
+        d[2 * i] = i;
+        d[2 * i + 1] = 0x8000 | i;
+      }
+      for (let i = 0x800; i < 64 * H; i++) d[i] = (i * 7919) & 0xffff & ~(((i * 7919) & 0x7c00) === 0x7c00 ? 0x4000 : 0);
+    }
     for (const R of [1, 64]) {
-      const rows = Array.from({ length: R }, (_, i) => ({ token: (i * 37 + 11) % vocab }));
+      const rows = Array.from({ length: R }, (_, i) => ({ token: R === 64 ? i : 11 }));
       const { data, rowsOff } = buildMeta(rows);
       const meta = storageBuffer(dev, data);
       const eb = storageBuffer(dev, Et.data);
@@ -334,12 +358,12 @@ export async function testSampling(): Promise<{ checked: number; skipped: number
 /** The same row alone and at index 37 of a 64-row batch: matmul (f32, f16) outputs must be bitwise equal. */
 export async function testMatmulBatchIndependence(): Promise<{ name: string; differing: number }[]> {
   const c = await gpu();
-  const k = new Kernels(c);
   const dev = c.device;
   const rand = prng(3);
   const res: { name: string; differing: number }[] = [];
   const inDim = 200;
   const outDim = 301;
+  for (const { name: cfg, k } of matmulConfigs(c))
   for (const format of ['f32', 'f16'] as WeightFormat[]) {
     for (const v of [{}, { gated: true }, { residual: true, bias: true }]) {
       const w0 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
@@ -361,7 +385,7 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
       const alone = await run(1, xs.slice(37 * inDim, 38 * inDim), y0.slice(37 * outDim, 38 * outDim));
       let differing = 0;
       for (let o = 0; o < outDim; o++) if (!Object.is(alone[o], all[37 * outDim + o])) differing++;
-      res.push({ name: `matmul ${format} ${JSON.stringify(v)}`, differing });
+      res.push({ name: `matmul [${cfg}] ${format} ${JSON.stringify(v)}`, differing });
     }
   }
   return res;

@@ -28,13 +28,40 @@ export interface MatmulVariant {
   residual?: boolean;
 }
 
-/** Threads that share one output of the matmul (they split its input and add their sums in order). */
+/**
+ * Threads that share one output of the matmul (they split its input and add their sums in order).
+ * 1 suits SwiftShader (a CPU: no barriers, no cross-lane traffic); GPUs want several lanes reading
+ * adjacent vec4s of a weight row (reduced with subgroup shuffles where the adapter has them).
+ */
+export function defaultLanes(ctx: GpuContext): number {
+  return ctx.info.isFallbackAdapter || /swiftshader/i.test(ctx.description) ? 1 : 4;
+}
 export const DEFAULT_LANES = 4;
 
 function replaceMarker(src: string, marker: string, replacement: string, pattern: RegExp): string {
   if (!src.includes(marker)) throw new Error(`shader source has no marker ${marker}`);
   return src.replace(pattern, replacement);
 }
+
+/**
+ * Four IEEE halves (two per u32, low half first) to f32, exact for every finite half, subnormals
+ * included (inf/NaN are not expected in weights). Integer ops only, with no f32 denormal on the way
+ * (adapters may flush those): the same values as unpack2x16float, and faster on SwiftShader.
+ */
+const WIDEN_HALVES = `
+fn widenHalves(p: vec2<u32>) -> vec4<f32> {
+  // Exponent + mantissa of each half moved to bits 13..27, the sign to bit 31.
+  let lo = (p << vec2<u32>(13u)) & vec2<u32>(0x0fffe000u);
+  let hi = (p >> vec2<u32>(3u)) & vec2<u32>(0x0fffe000u);
+  let mag = vec4<u32>(lo.x, hi.x, lo.y, hi.y);
+  let sgn = vec4<u32>(p.x << 16u, p.x, p.y << 16u, p.y) & vec4<u32>(0x80000000u);
+  // Normal: rebias the exponent by 112. Subnormal: m * 2^-24 = (2^-14 + m * 2^-24) - 2^-14.
+  let nrm = bitcast<vec4<f32>>(mag + vec4<u32>(0x38000000u));
+  let sub = bitcast<vec4<f32>>(mag + vec4<u32>(0x38800000u)) - vec4<f32>(6.103515625e-05);
+  let f = select(nrm, sub, (mag & vec4<u32>(0x0f800000u)) == vec4<u32>(0u));
+  return bitcast<vec4<f32>>(bitcast<vec4<u32>>(f) | sgn);
+}
+`;
 
 /** Specialises a weight-reading source (/*@WTYPE*\/ and /*@LOADn*\/ markers) for a weight format. */
 export function specialiseWeights(src: string, format: WeightFormat): string {
@@ -43,14 +70,28 @@ export function specialiseWeights(src: string, format: WeightFormat): string {
   let s = src.replace(/\/\*@WTYPE\*\/vec4<f32>/g, 'vec2<u32>');
   for (const n of ['0', '1']) {
     const re = new RegExp(`/\\*@LOAD${n}\\*/return w${n}\\[i\\];`);
-    if (re.test(s)) s = s.replace(re, `let p = w${n}[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));`);
+    if (re.test(s)) s = s.replace(re, `return widenHalves(w${n}[i]);`);
   }
-  return s;
+  return s + WIDEN_HALVES;
 }
 
-export function matmulSource(v: MatmulVariant, lanes = DEFAULT_LANES): string {
-  if (64 % lanes !== 0) throw new Error(`lanes must divide 64, got ${lanes}`);
+/**
+ * The matmul WGSL for a variant. `subgroups`: reduce the LANES partial sums with subgroup shuffles
+ * (no workgroup barriers, which are expensive on SwiftShader) instead of workgroup memory.
+ */
+export function matmulSource(v: MatmulVariant, lanes = DEFAULT_LANES, subgroups = false): string {
+  if (64 % lanes !== 0 || (lanes & (lanes - 1)) !== 0) throw new Error(`lanes must be a power of two dividing 64, got ${lanes}`);
   let s = specialiseWeights(matmulWgsl, v.format);
+  if (subgroups && lanes > 1) {
+    for (const n of ['0', '1']) {
+      s = s.replace(
+        new RegExp(`fn reduceLanes${n}\\(t: u32, a: vec4<f32>\\) -> vec4<f32> \\{[\\s\\S]*?\\n\\}\\n`),
+        `fn reduceLanes${n}(t: u32, a: vec4<f32>) -> vec4<f32> {\n  var s = a;\n  for (var m = 1u; m < LANES; m <<= 1u) { s = s + subgroupShuffleXor(s, m); }\n  return s;\n}\n`,
+      );
+    }
+    if (s.includes('red0[t] = a;')) throw new Error('matmul: subgroup specialisation failed');
+    s = 'enable subgroups;\n' + s;
+  }
   s = replaceMarker(s, '/*@LANES*/', `${lanes}u`, /\/\*@LANES\*\/\d+u/);
   s = replaceMarker(s, '/*@GATED*/', String(!!v.gated), /\/\*@GATED\*\/(true|false)/);
   s = replaceMarker(s, '/*@BIAS*/', String(!!v.bias), /\/\*@BIAS\*\/(true|false)/);
@@ -63,11 +104,20 @@ export type BindingResource = GPUBuffer | { buffer: GPUBuffer; offset?: number; 
 export class Kernels {
   readonly device: GPUDevice;
   readonly lanes: number;
-  private cache = new Map<string, GPUComputePipeline>();
+  /** Matmul lane reduction through subgroup shuffles. */
+  readonly subgroups: boolean;
+  private cache: Map<string, GPUComputePipeline>;
+  /** Compiled pipelines per device, shared by every Kernels (and Stage) on it. */
+  private static caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-  constructor(readonly ctx: GpuContext, opts: { lanes?: number } = {}) {
+  constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean } = {}) {
     this.device = ctx.device;
-    this.lanes = opts.lanes ?? DEFAULT_LANES;
+    let c = Kernels.caches.get(ctx.device);
+    if (!c) Kernels.caches.set(ctx.device, (c = new Map()));
+    this.cache = c;
+    this.lanes = opts.lanes ?? defaultLanes(ctx);
+    const minSg = (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0;
+    this.subgroups = (opts.subgroups ?? true) && this.lanes > 1 && ctx.features.subgroups && minSg >= this.lanes;
   }
 
   private pipeline(key: string, code: () => string): GPUComputePipeline {
@@ -86,8 +136,8 @@ export class Kernels {
   }
 
   matmul(v: MatmulVariant): GPUComputePipeline {
-    const key = `matmul:${v.format}:${v.gated ? 'g' : ''}${v.bias ? 'b' : ''}${v.residual ? 'r' : ''}:${this.lanes}`;
-    return this.pipeline(key, () => matmulSource(v, this.lanes));
+    const key = `matmul:${v.format}:${v.gated ? 'g' : ''}${v.bias ? 'b' : ''}${v.residual ? 'r' : ''}:${this.lanes}${this.subgroups ? 'sg' : ''}`;
+    return this.pipeline(key, () => matmulSource(v, this.lanes, this.subgroups));
   }
   embed(format: WeightFormat): GPUComputePipeline {
     return this.pipeline(`embed:${format}`, () => specialiseWeights(embedWgsl, format));
@@ -135,7 +185,7 @@ export class Kernels {
 
 /** Workgroups for a matmul over `outDim` outputs (2-D when more than 65535 are needed). */
 export function matmulGrid(outDim: number, lanes: number): [number, number] {
-  const groups = Math.ceil(outDim / (64 / lanes));
+  const groups = Math.ceil(outDim / ((2 * 64) / lanes));
   if (groups <= 65535) return [groups, 1];
   const y = Math.ceil(groups / 65535);
   return [Math.ceil(groups / y), y];
