@@ -2,20 +2,24 @@
 // Chromium processes join one room on the Vite dev server's signalling endpoint, form a ring over
 // WebRTC, and pass 64 KiB+ levels around it. Also: a wrong secret is refused, a closed tab is
 // noticed within seconds, a wrong-version message closes the link with a clear error.
-import { test, expect, chromium, type Browser, type Page } from '@playwright/test';
+import { test, expect, chromium, type Browser, type Page, type WebSocket } from '@playwright/test';
 import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
 import { openHarness, callInPage } from './harness.ts';
 import type { JoinResult, SendResult } from './pages/mesh.ts';
 import type { LinkStats } from '../src/mesh/peer.ts';
 
 const PAGE = '/e2e/pages/mesh.ts';
+// Data-channel message size (frame) for the experiment knob; default 64 KiB.
+const FRAME_BYTES = process.env.MESH_FRAME_BYTES ? Number(process.env.MESH_FRAME_BYTES) : undefined;
 
 test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
   const baseURL = testInfo.project.use.baseURL ?? `http://127.0.0.1:${process.env.TEST_PORT ?? 5179}`;
   const browsers: Browser[] = [];
+  const sockets: WebSocket[] = [];
   const open = async (b: Browser): Promise<Page> => {
     const ctx = await b.newContext({ baseURL });
     const page = await ctx.newPage();
+    page.on('websocket', (ws) => sockets.push(ws));
     await openHarness(page);
     return page;
   };
@@ -30,7 +34,7 @@ test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
     const secret = 'correct horse';
 
     const join = (p: Page, role: 'leader' | 'stage', name: string, sec = secret): Promise<JoinResult> =>
-      callInPage<JoinResult>(p, PAGE, 'meshJoin', { room, secret: sec, role, name, stages: 3 });
+      callInPage<JoinResult>(p, PAGE, 'meshJoin', { room, secret: sec, role, name, stages: 3, frameBytes: FRAME_BYTES });
     const lj = await join(leader, 'leader', 'leader');
     expect(lj).toHaveProperty('id');
 
@@ -49,6 +53,11 @@ test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
     console.log(`ring formed in ${Date.now() - t0} ms: ${views[0].order.join(' -> ')} -> leader`);
     expect(views.map((v) => v.index)).toEqual([0, 1, 2, 3]);
     expect(views[0].order.slice(1)).toEqual(ids);
+    // Vite's HMR websocket still works next to /signal on the same server.
+    const hmr = sockets.filter((w) => !w.url().includes('/signal'));
+    expect(hmr.length).toBeGreaterThan(0);
+    expect(hmr.every((w) => !w.isClosed())).toBe(true);
+    expect(sockets.filter((w) => w.url().endsWith('/signal')).length).toBeGreaterThanOrEqual(4);
 
     // 64 KiB+ levels around the ring: one at a time (latency), then 12 in flight (ordering, throughput).
     const one = await callInPage<SendResult>(leader, PAGE, 'meshSendLevels', { count: 10, rows: 4, hidden: 4096, window: 1 });
@@ -89,6 +98,18 @@ test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
       .toContain(ids[2]);
     console.log(`closed tab noticed by the leader after ${leaderNoticed} ms, by stage 2 after ${Date.now() - tClose} ms`);
     expect(leaderNoticed).toBeLessThan(5000);
+
+    // A tab that stops answering (main thread blocked) is reported after the 2 s ping timeout.
+    const tBlock = Date.now();
+    const blocked = callInPage(s2, PAGE, 'meshBlock', 5000);
+    await expect
+      .poll(async () => (await callInPage<{ peer: string; kind: string }[]>(leader, PAGE, 'meshEvents')).filter((e) => e.peer === ids[1]).map((e) => e.kind), {
+        timeout: 5000,
+        intervals: [100],
+      })
+      .toContain('timeout');
+    console.log(`hung tab reported by the leader after ${Date.now() - tBlock} ms`);
+    await blocked;
 
     // A wrong-version message closes the link with a clear error on both ends.
     await callInPage(leader, PAGE, 'meshSendMalformed', ids[0]);

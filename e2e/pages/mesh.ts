@@ -23,6 +23,7 @@ export interface JoinArgs {
   /** Leader: how many stages to wait for. */
   stages?: number;
   hopDelayMs?: number;
+  frameBytes?: number;
 }
 
 export type JoinResult = { id: string } | { error: { code: string; message: string } };
@@ -36,7 +37,7 @@ export async function meshJoin(args: JoinArgs): Promise<JoinResult> {
     if (e instanceof SignallingError) return { error: { code: e.code, message: e.message } };
     throw e;
   }
-  const opts = { name: args.name, hopDelayMs: args.hopDelayMs, pingIntervalMs: 250, timeoutMs: 2000 };
+  const opts = { name: args.name, hopDelayMs: args.hopDelayMs, frameBytes: args.frameBytes, pingIntervalMs: 250, timeoutMs: 2000 };
   const ring = args.role === 'leader' ? Ring.lead(signal, { ...opts, stages: args.stages ?? 1 }) : Ring.join(signal, opts);
   const state: NodeState = { signal, ring, events: [], forwarded: 0 };
   node = state;
@@ -187,4 +188,12 @@ export async function meshSendMalformed(peer: string): Promise<number> {
 
 export function meshNow(): number {
   return performance.now();
+}
+
+/** Blocks this tab's main thread for `ms` (a hung tab: it stops answering pings). */
+export function meshBlock(ms: number): number {
+  const end = performance.now() + ms;
+  let n = 0;
+  while (performance.now() < end) n++;
+  return n;
 }

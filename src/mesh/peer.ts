@@ -6,7 +6,7 @@
 import SimplePeer from '@thaunknown/simple-peer/lite.js';
 import { Emitter } from './emitter.ts';
 import { FrameAssembler, FrameSender, FramingError, DEFAULT_FRAME_BYTES, type ByteChannel } from './framing.ts';
-import { decodeMessage, encodeMessage, ProtocolError, LIMITS, type MeshMessage } from './protocol.ts';
+import { decodeHeader, decodeMessage, encodeMessage, ProtocolError, LIMITS, type MeshMessage } from './protocol.ts';
 import type { IceServerConfig } from './signal-client.ts';
 
 /** Streams of a link: ring traffic (prev -> next), leader<->stage traffic, and the link's own control. */
@@ -180,9 +180,9 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
-  /** Sends an encoded message (checked: it must decode) on a lane, after the hop delay. */
+  /** Sends an encoded message on a lane, after the hop delay. Its header is checked (magic, version, lengths). */
   send(bytes: Uint8Array, lane: Lane = LANE.ring): Promise<void> {
-    decodeMessage(bytes); // never put an invalid message on the wire: throws ProtocolError here instead
+    decodeHeader(bytes, { maxBytes: this.opts.maxMessageBytes }); // throws ProtocolError here rather than on the peer
     return this.enqueue(bytes, lane);
   }
 
