@@ -108,6 +108,17 @@ describe('ring over node-datachannel', () => {
     stages[2].close('gone'); // ... and its links
     while (lost.filter(([p]) => p === sc[2].id).length < 1) await new Promise((r) => setTimeout(r, 20));
     expect(lost[0][1]).toBeLessThan(3000);
+
+    // The leader re-forms the ring without stage 3 (stage 1's link, closed above, is rebuilt).
+    await leader.reform([sc[0].id, sc[1].id], 15_000);
+    expect(leader.order).toEqual([lc.id, sc[0].id, sc[1].id]);
+    expect(leader.ringEpoch).toBe(2);
+    while (stages[1].ringEpoch !== 2) await new Promise((r) => setTimeout(r, 10));
+    expect(stages[1].next).toBe(lc.id);
+    got.length = 0;
+    for (const p of sent.slice(0, 3)) await leader.sendNextMessage({ type: 'level', packet: p });
+    while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
+    expect(got.map((m) => (m.type === 'level' ? m.packet.step : -1))).toEqual([0, 1, 2]);
   }, 20_000);
 
   it('applies hopDelayMs on every hop, in order', async () => {

@@ -55,6 +55,7 @@ export class Ring extends Emitter<RingEvents> {
   private prevBacklog: [Uint8Array, MeshMessage][] = [];
   private directBacklog: [string, Uint8Array, MeshMessage][] = [];
   private controlWaiters: ((from: string, msg: MeshMessage) => void)[] = [];
+  private onFirstAssign: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private closed = false;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -157,6 +158,16 @@ export class Ring extends Emitter<RingEvents> {
 
   // ------------------------------------------------------------------ formation
 
+  /**
+   * Leader: forms a new ring (next epoch) after a loss, with `stages` stages (in join order, skipping
+   * tabs whose link failed) or the given ids. Live links are reused. Ring traffic of the old ring
+   * still in flight may arrive; tag it with your own epochs.
+   */
+  async reform(stages: number | string[], timeoutMs = this.opts.formTimeoutMs ?? 60_000): Promise<void> {
+    if (this.role !== 'leader') throw new RingError('only the leader re-forms the ring');
+    await withTimeout(this.formAsLeader(stages), timeoutMs, 're-forming the ring');
+  }
+
   private async formAsLeader(stages: number | string[]): Promise<void> {
     const ids = await this.waitForStages(stages);
     this.ringEpoch++;
@@ -189,7 +200,7 @@ export class Ring extends Emitter<RingEvents> {
     const pick = (): string[] | null => {
       const present = [...this.signalling.peers.values()];
       if (Array.isArray(stages)) return stages.every((id) => this.signalling.peers.has(id)) ? stages : null;
-      const found = present.filter((p) => p.meta.role === 'stage').map((p) => p.id);
+      const found = present.filter((p) => p.meta.role === 'stage' && !this.lost.has(p.id)).map((p) => p.id);
       return found.length >= stages ? found.slice(0, stages) : null;
     };
     return new Promise((resolve) => {
@@ -205,36 +216,53 @@ export class Ring extends Emitter<RingEvents> {
     });
   }
 
-  private async formAsStage(): Promise<void> {
-    let assign: Extract<MeshMessage, { type: 'assign' }> | null = null;
-    let leaderId = '';
-    await this.waitControl((from, msg) => {
-      if (msg.type === 'assign' && this.signalling.peers.get(from)?.meta.role !== 'stage') {
-        assign = msg;
-        leaderId = from;
-      }
-      return assign !== null;
+  private formAsStage(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.onFirstAssign = { resolve, reject };
     });
-    const a = assign as unknown as Extract<MeshMessage, { type: 'assign' }>;
+  }
+
+  /** Stage: takes (re)assignments from the leader for the whole life of the ring. */
+  private onAssign(from: string, a: Extract<MeshMessage, { type: 'assign' }>): void {
+    if (this.role !== 'stage' || a.ring <= this.ringEpoch) return;
+    if (this.signalling.peers.get(from)?.meta.role === 'stage') return; // only the leader assigns
+    const first = this.onFirstAssign;
+    this.onFirstAssign = null;
+    this.applyAssign(from, a).then(
+      () => first?.resolve(),
+      (e: unknown) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        if (first) first.reject(err);
+        else console.error(`ring ${a.ring}: ${err.message}`);
+      },
+    );
+  }
+
+  private async applyAssign(leaderId: string, a: Extract<MeshMessage, { type: 'assign' }>): Promise<void> {
     this.ringEpoch = a.ring;
     this.index = a.index;
     // Stages know the leader and their neighbours; the rest of the order stays ''.
-    this.order = new Array<string>(a.count).fill('');
-    this.order[0] = leaderId;
-    this.order[a.index] = this.id;
-    this.order[(a.index - 1 + a.count) % a.count] = a.prev;
-    this.order[(a.index + 1) % a.count] = a.next;
+    const order = new Array<string>(a.count).fill('');
+    order[0] = leaderId;
+    order[a.index] = this.id;
+    order[(a.index - 1 + a.count) % a.count] = a.prev;
+    order[(a.index + 1) % a.count] = a.next;
     if ((a.index === 1 && a.prev !== leaderId) || (a.index === a.count - 1 && a.next !== leaderId)) {
       throw new RingError(`inconsistent assignment from ${leaderId}`);
     }
+    this.order = order;
     // Stage i initiates the link to stage i+1; the leader already linked to us.
     if (a.next !== leaderId) this.connect(a.next);
     const wait = async (id: string): Promise<void> => {
-      while (!this.links.has(id)) await sleep(20);
-      await this.links.get(id)!.opened;
+      for (;;) {
+        const l = this.links.get(id);
+        if (l && l.state !== 'closed') return l.opened;
+        if (this.ringEpoch !== a.ring) throw new RingError(`ring ${a.ring} superseded`);
+        await sleep(20);
+      }
     };
     await Promise.all([wait(a.prev), wait(a.next)]);
-    await this.requireLink(leaderId).sendMessage({ type: 'ready', ring: a.ring }, LANE.control);
+    if (this.ringEpoch === a.ring) await this.requireLink(leaderId).sendMessage({ type: 'ready', ring: a.ring }, LANE.control);
   }
 
   /** Resolves once `accept` returns true for a control message (hello/assign/ready) from any link. */
@@ -253,7 +281,8 @@ export class Ring extends Emitter<RingEvents> {
   // ------------------------------------------------------------------ links
 
   private connect(remote: string): Link {
-    return this.links.get(remote) ?? this.addLink(remote, true);
+    const link = this.links.get(remote);
+    return link && link.state !== 'closed' ? link : this.addLink(remote, true);
   }
 
   private onSignal(from: string, data: Record<string, unknown>): void {
@@ -281,10 +310,12 @@ export class Ring extends Emitter<RingEvents> {
     });
     link.on('message', ({ lane, bytes, msg }) => {
       if (lane === LANE.control) {
+        if (msg.type === 'assign') this.onAssign(remote, msg);
         for (const w of [...this.controlWaiters]) w(remote, msg);
       } else if (lane === LANE.ring) {
         if (remote !== this.prev) {
-          link.close('protocol', `ring message from ${remote}, which is not the previous node (${this.prev || 'none yet'})`, true);
+          // Left over from an earlier ring (re-formed since) or a confused peer: drop it.
+          console.warn(`ring ${this.ringEpoch}: dropped a ${msg.type} from ${remote}, which is not the previous node (${this.prev || 'none yet'})`);
           return;
         }
         if (this.prevHandlers.length) for (const h of this.prevHandlers) h(bytes, msg);
