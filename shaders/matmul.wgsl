@@ -2,10 +2,11 @@
 // W is a Hugging Face Linear weight [out, in]. One source for every variant: the host substitutes the
 // /*@...*/ markers (weight storage type and load, LANES, flags) before compiling.
 //
-// Work split: a workgroup owns 2 * WG / LANES outputs; LANES threads share two outputs and stride
-// over its input vec4s (lane, lane + LANES, ...), then their partial sums are added in lane order.
-// Rows are processed four at a time (one vec4 accumulator: component j = row r0 + j), so each weight
-// vec4 is read once per four rows. The reduction order of a row's output depends only on the input
+// Work split: a workgroup owns OPT * WG / LANES outputs; LANES threads share OPT = 4 outputs and
+// stride over the input vec4s (lane, lane + LANES, ...), then their partial sums are added in lane
+// order. Rows are processed four at a time (vec4 accumulators: component j = row r0 + j), so each
+// weight vec4 is read once per four rows, and each x vec4 once per two (or, for one row, four)
+// outputs. On SwiftShader every load is the cost, so sharing loads is what makes it fast. The reduction order of a row's output depends only on the input
 // size and LANES, never on R or on the other rows: a row's result is bitwise batch-independent.
 // GATED: W0 = gate, W1 = up, y = silu(x W0^T) * (x W1^T) (the SiLU-gated MLP in one pass).
 
@@ -26,7 +27,8 @@ struct Params {
 
 const WG: u32 = 64u;
 const LANES: u32 = /*@LANES*/4u;
-const OUTS: u32 = WG / LANES;   // thread groups per workgroup; each owns two outputs
+const OUTS: u32 = WG / LANES;   // thread groups per workgroup
+const OPT: u32 = 4u;            // outputs per thread group
 const GATED: bool = /*@GATED*/false;
 const BIAS: bool = /*@BIAS*/false;
 const RESIDUAL: bool = /*@RESIDUAL*/false;
@@ -82,8 +84,8 @@ fn store(r: u32, o: u32, acc: f32, gateUp: f32) {
 fn main(@builtin(local_invocation_index) t: u32,
         @builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-  // Each thread group of LANES owns two adjacent outputs oA, oA + 1.
-  let oA = ((wg.y * nwg.x + wg.x) * OUTS + t / LANES) * 2u;
+  // Each group of LANES threads owns OPT = 4 adjacent outputs o0 .. o0 + 3.
+  let o0 = ((wg.y * nwg.x + wg.x) * OUTS + t / LANES) * OPT;
   let lane = t % LANES;
   let R = rowMeta[0];
   let n4 = P.inDim4;
@@ -91,83 +93,96 @@ fn main(@builtin(local_invocation_index) t: u32,
   var r0 = 0u;
   loop {
     if (r0 >= R) { break; }
-    // Four rows per pass while at least four remain, then one at a time. Every row and output
+    // Four rows per pass while at least four remain, then one at a time. Every (row, output)
     // accumulates with the same expression in the same order (acc = acc + dot(w_i, x_i) over
     // i = lane, lane + LANES, ...; then the lanes in a fixed order), so neither the block a row
     // lands in nor the path taken changes its result.
     let nb = select(1u, 4u, R - r0 >= 4u);
     if (nb == 1u && !GATED) {
-      // One row, both outputs in one pass: each x vec4 is loaded once for two weight rows.
+      // One row, four outputs per pass: each x vec4 is loaded once for four weight rows.
       let xa = r0 * n4;
-      let wA = min(oA, last) * n4;
-      let wB = min(oA + 1u, last) * n4;
-      var sA = 0.0;
-      var sB = 0.0;
+      let wA = min(o0, last) * n4;
+      let wB = min(o0 + 1u, last) * n4;
+      let wC = min(o0 + 2u, last) * n4;
+      let wD = min(o0 + 3u, last) * n4;
+      var acc = vec4<f32>(0.0);
       var i = lane;
       for (; i + LANES < n4; i += 2u * LANES) {
         let v0 = x[xa + i];
         let v1 = x[xa + i + LANES];
-        let a0 = loadW0(wA + i);
-        let b0 = loadW0(wB + i);
-        let a1 = loadW0(wA + i + LANES);
-        let b1 = loadW0(wB + i + LANES);
-        sA = sA + dot(a0, v0);
-        sB = sB + dot(b0, v0);
-        sA = sA + dot(a1, v1);
-        sB = sB + dot(b1, v1);
+        acc = acc + vec4<f32>(dot(loadW0(wA + i), v0), dot(loadW0(wB + i), v0), dot(loadW0(wC + i), v0), dot(loadW0(wD + i), v0));
+        let j = i + LANES;
+        acc = acc + vec4<f32>(dot(loadW0(wA + j), v1), dot(loadW0(wB + j), v1), dot(loadW0(wC + j), v1), dot(loadW0(wD + j), v1));
       }
       for (; i < n4; i += LANES) {
         let v0 = x[xa + i];
-        sA = sA + dot(loadW0(wA + i), v0);
-        sB = sB + dot(loadW0(wB + i), v0);
+        acc = acc + vec4<f32>(dot(loadW0(wA + i), v0), dot(loadW0(wB + i), v0), dot(loadW0(wC + i), v0), dot(loadW0(wD + i), v0));
       }
-      var acc = vec4<f32>(sA, sB, 0.0, 0.0);
       if (LANES > 1u) { acc = reduceLanes0(t, acc); }
       if (lane == 0u) {
-        if (oA <= last) { store(r0, oA, acc.x, 0.0); }
-        if (oA + 1u <= last) { store(r0, oA + 1u, acc.y, 0.0); }
+        for (var k = 0u; k < OPT; k++) {
+          if (o0 + k <= last) { store(r0, o0 + k, acc[k], 0.0); }
+        }
       }
     } else {
-      for (var k = 0u; k < 2u; k++) {
-        let o = oA + k;
-        let wBase = min(o, last) * n4;
-        var a0 = vec4<f32>(0.0);
-        var a1 = vec4<f32>(0.0);
+      // Two outputs at a time (x loads shared by both); one row or four rows per pass.
+      for (var k = 0u; k < OPT; k += 2u) {
+        let oA = o0 + k;
+        let wA = min(oA, last) * n4;
+        let wB = min(oA + 1u, last) * n4;
+        var gA = vec4<f32>(0.0);  // gate (or plain) accumulators, component j = row r0 + j
+        var gB = vec4<f32>(0.0);
+        var uA = vec4<f32>(0.0);  // up accumulators (GATED)
+        var uB = vec4<f32>(0.0);
+        let xa = r0 * n4;
         if (nb == 4u) {
-          let xa = r0 * n4;
           let xb = xa + n4;
           let xc = xb + n4;
           let xd = xc + n4;
           for (var i = lane; i < n4; i += LANES) {
-            let w = loadW0(wBase + i);
             let va = x[xa + i];
             let vb = x[xb + i];
             let vc = x[xc + i];
             let vd = x[xd + i];
-            a0 = a0 + vec4<f32>(dot(w, va), dot(w, vb), dot(w, vc), dot(w, vd));
+            let a = loadW0(wA + i);
+            let b = loadW0(wB + i);
+            gA = gA + vec4<f32>(dot(a, va), dot(a, vb), dot(a, vc), dot(a, vd));
+            gB = gB + vec4<f32>(dot(b, va), dot(b, vb), dot(b, vc), dot(b, vd));
             if (GATED) {
-              let u = loadW1(wBase + i);
-              a1 = a1 + vec4<f32>(dot(u, va), dot(u, vb), dot(u, vc), dot(u, vd));
+              let ua = loadW1(wA + i);
+              let ub = loadW1(wB + i);
+              uA = uA + vec4<f32>(dot(ua, va), dot(ua, vb), dot(ua, vc), dot(ua, vd));
+              uB = uB + vec4<f32>(dot(ub, va), dot(ub, vb), dot(ub, vc), dot(ub, vd));
             }
           }
         } else {
-          let xa = r0 * n4;
-          var s0 = 0.0;
-          var s1 = 0.0;
+          var s = vec4<f32>(0.0);  // gate A, gate B, up A, up B
           for (var i = lane; i < n4; i += LANES) {
             let va = x[xa + i];
-            s0 = s0 + dot(loadW0(wBase + i), va);
-            if (GATED) { s1 = s1 + dot(loadW1(wBase + i), va); }
+            if (GATED) {
+              s = s + vec4<f32>(dot(loadW0(wA + i), va), dot(loadW0(wB + i), va), dot(loadW1(wA + i), va), dot(loadW1(wB + i), va));
+            } else {
+              s = s + vec4<f32>(dot(loadW0(wA + i), va), dot(loadW0(wB + i), va), 0.0, 0.0);
+            }
           }
-          a0.x = s0;
-          a1.x = s1;
+          gA.x = s.x;
+          gB.x = s.y;
+          uA.x = s.z;
+          uB.x = s.w;
         }
         if (LANES > 1u) {
-          a0 = reduceLanes0(t, a0);
-          if (GATED) { a1 = reduceLanes1(t, a1); }
+          gA = reduceLanes0(t, gA);
+          gB = reduceLanes1(t, gB);
+          if (GATED) {
+            uA = reduceLanes0(t, uA);
+            uB = reduceLanes1(t, uB);
+          }
         }
-        if (lane == 0u && o <= last) {
-          for (var j = 0u; j < nb; j++) { store(r0 + j, o, a0[j], a1[j]); }
+        if (lane == 0u) {
+          for (var j = 0u; j < nb; j++) {
+            if (oA <= last) { store(r0 + j, oA, gA[j], uA[j]); }
+            if (oA + 1u <= last) { store(r0 + j, oA + 1u, gB[j], uB[j]); }
+          }
         }
       }
     }

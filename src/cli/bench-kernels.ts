@@ -1,4 +1,4 @@
-// `npm run bench:kernels [-- --json] [--size 2048] [--rows 1,4,16] [--lanes 4] [--seconds 0.4]`
+// `npm run bench:kernels [-- --json] [--size 2048] [--rows 1,4,16] [--lanes 1] [--seconds 0.4] [--no-stage]`
 // Measures, in headless Chromium on the current WebGPU adapter, the matrix-vector kernel's achieved
 // bandwidth (weight bytes read / time) for f32 and f16 weights next to a vec4 copy kernel's
 // (read + write bytes / time).
@@ -8,7 +8,7 @@ import type { BenchResult, BenchOptions } from '../../e2e/pages/kernels-bench.ts
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  rejectUnknown(args, ['json', 'size', 'rows', 'lanes', 'seconds', 'reps', 'no-subgroups']);
+  rejectUnknown(args, ['json', 'size', 'rows', 'lanes', 'seconds', 'reps', 'no-subgroups', 'no-stage']);
   const opts: BenchOptions = {
     size: num(args, 'size', 2048),
     rows: numList(args, 'rows') ?? [1, 4, 16],
@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     seconds: num(args, 'seconds', 0.4),
     reps: num(args, 'reps', 5),
     noSubgroups: flag(args, 'no-subgroups'),
+    stage: !flag(args, 'no-stage'),
   };
   const host = await startPageHost({ quiet: true });
   let result: BenchResult;
@@ -43,6 +44,10 @@ async function main(): Promise<void> {
   for (const m of r.matvec) {
     const name = `matvec ${m.format} R=${m.rows} lanes=${m.lanes}${m.subgroups ? ' subgroups' : ''}`;
     console.log(`${name.padEnd(44)} ${m.ms.toFixed(3).padStart(9)} ${m.gbps.toFixed(2).padStart(8)} ${(m.ratio ?? 0).toFixed(2).padStart(8)}`);
+  }
+  if (r.stage.length) {
+    console.log(`\nwhole-stage forward (embed + layers + head + token), ${r.stage[0].model}, ${r.stage[0].context} committed tokens:`);
+    for (const s of r.stage) console.log(`  ${s.format} R=${String(s.rows).padEnd(3)} ${s.ms.toFixed(1).padStart(8)} ms/forward`);
   }
 }
 

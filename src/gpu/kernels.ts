@@ -185,7 +185,7 @@ export class Kernels {
 
 /** Workgroups for a matmul over `outDim` outputs (2-D when more than 65535 are needed). */
 export function matmulGrid(outDim: number, lanes: number): [number, number] {
-  const groups = Math.ceil(outDim / ((2 * 64) / lanes));
+  const groups = Math.ceil(outDim / ((4 * 64) / lanes)); // 4 outputs per LANES threads
   if (groups <= 65535) return [groups, 1];
   const y = Math.ceil(groups / 65535);
   return [Math.ceil(groups / y), y];
