@@ -74,14 +74,25 @@ test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
     expect(big.messageBytes).toBeGreaterThan(256 * 1024);
     console.log(`${(big.messageBytes / 1024).toFixed(0)} KiB level around the ring: ${big.roundTripMs.map((x) => x.toFixed(0)).join(', ')} ms`);
 
-    // Per-hop latency from each node's pings.
-    await leader.waitForTimeout(1500);
+    // One-hop round trips (leader -> stage -> leader) by message size: same process (s2), other process (s1).
+    for (const [label, peer] of [['same process', ids[1]], ['other process', ids[0]]] as const) {
+      const rows = await callInPage<{ bytes: number; p50: number; min: number }[]>(leader, PAGE, 'meshDirectBench', {
+        peer,
+        sizes: [16, 4096, 16384, 65536, 204800],
+        reps: 9,
+      });
+      console.log(`round trip, ${label}: ${rows.map((r) => `${(r.bytes / 1024).toFixed(1)} KiB ${r.p50.toFixed(1)} ms (min ${r.min.toFixed(1)})`).join('; ')}`);
+    }
+
+    // Per-hop latency from each node's pings on idle links (pings queued behind bulk traffic excluded).
+    for (const p of [leader, s1, s2, s3]) await callInPage(p, PAGE, 'meshResetStats');
+    await leader.waitForTimeout(3000);
     for (const p of [leader, s1, s2, s3]) {
       const st = await callInPage<{ index: number; links: LinkStats[] }>(p, PAGE, 'meshStats');
       const names = ['leader', 's1', 's2', 's3'];
       const name = (id: string): string => names[views[0].order.indexOf(id)] ?? id;
       for (const l of st.links) {
-        console.log(`  link ${names[st.index]} -> ${name(l.peer)}: rtt p50 ${l.rttP50?.toFixed(2)} ms, p95 ${l.rttP95?.toFixed(2)} ms (${l.rttSamples} pings)`);
+        console.log(`  idle link ${names[st.index]} -> ${name(l.peer)}: rtt p50 ${l.rttP50?.toFixed(2)} ms, p95 ${l.rttP95?.toFixed(2)} ms (${l.rttSamples} pings)`);
         expect(l.rttSamples).toBeGreaterThan(0);
       }
     }

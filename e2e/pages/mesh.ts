@@ -46,6 +46,8 @@ export async function meshJoin(args: JoinArgs): Promise<JoinResult> {
     r.on('peer-lost', (e) => state.events.push({ ...e, type: 'peer-lost', at: performance.now() }));
     r.on('error', (e) => state.events.push({ ...e, type: 'error', at: performance.now() }));
     if (args.role === 'stage') {
+      // Direct lane: echo straight back to the leader (one-hop round trips, see meshDirectBench).
+      r.onDirect((from, bytes) => void r.sendDirect(from, bytes));
       // Echo stage: add 1 to the first hidden value (proof this stage saw it) and pass it on.
       r.onPrev((_bytes, msg) => {
         if (msg.type === 'level' && msg.packet.hidden) msg.packet.hidden[0] += 1;
@@ -171,6 +173,10 @@ export function meshStats(): Promise<{ id: string; index: number; links: LinkSta
   return need().ring.then((r) => ({ id: r.id, index: r.index, links: r.stats() }));
 }
 
+export async function meshResetStats(): Promise<void> {
+  (await need().ring).resetStats();
+}
+
 export function meshEvents(): { type: string; peer: string; kind: string; message: string; at: number }[] {
   return need().events.map((e) => ({ type: e.type, peer: e.peer, kind: e.kind, message: e.message, at: e.at }));
 }
@@ -196,4 +202,28 @@ export function meshBlock(ms: number): number {
   let n = 0;
   while (performance.now() < end) n++;
   return n;
+}
+
+/** Leader: round trips leader -> stage -> leader on the direct lane for messages of each size. */
+export async function meshDirectBench(args: { peer: string; sizes: number[]; reps: number }): Promise<{ bytes: number; p50: number; min: number }[]> {
+  const ring = await need().ring;
+  const out: { bytes: number; p50: number; min: number }[] = [];
+  let wake: () => void = () => {};
+  const off = ring.onDirect(() => wake());
+  for (const size of args.sizes) {
+    const hidden = Math.max(1, Math.floor((size - 128) / 4));
+    const bytes = encodeMessage({ type: 'level', packet: { ...level(0, 1, hidden), verdict: null, logitsRows: [] } });
+    const times: number[] = [];
+    for (let i = 0; i < args.reps; i++) {
+      const t0 = performance.now();
+      const back = new Promise<void>((r) => (wake = r));
+      await ring.sendDirect(args.peer, bytes);
+      await back;
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    out.push({ bytes: bytes.length, p50: times[Math.floor(times.length / 2)], min: times[0] });
+  }
+  off();
+  return out;
 }

@@ -200,6 +200,11 @@ export class Link extends Emitter<LinkEvents> {
     this.channel?.send(bytes as Uint8Array<ArrayBuffer>);
   }
 
+  /** Forgets the round-trip samples (e.g. to measure an idle link after a burst of traffic). */
+  resetStats(): void {
+    this.rtts.length = 0;
+  }
+
   stats(): LinkStats {
     const sorted = [...this.rtts].sort((a, b) => a - b);
     return {

@@ -143,6 +143,10 @@ export class Ring extends Emitter<RingEvents> {
     return [...this.links.values()].map((l) => l.stats());
   }
 
+  resetStats(): void {
+    for (const l of this.links.values()) l.resetStats();
+  }
+
   /** The link to a peer (for tests and diagnostics). */
   link(peer: string): Link | undefined {
     return this.links.get(peer);
