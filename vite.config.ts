@@ -7,4 +7,10 @@ export default defineConfig({
   server: { host: '127.0.0.1', port: 5173 },
   build: { target: 'es2022', outDir: 'dist' },
   worker: { format: 'es' },
+  // Pre-bundle every browser dependency up front: a dependency discovered mid-run makes Vite reload
+  // the page, which kills a running test or generation.
+  optimizeDeps: {
+    entries: ['index.html', 'src/**/*.html', 'e2e/**/*.html'],
+    include: ['@huggingface/tokenizers', 'idb-keyval', 'comlink', '@thaunknown/simple-peer/lite.js'],
+  },
 });
