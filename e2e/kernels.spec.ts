@@ -84,3 +84,13 @@ test('Qwen2-style stage (q/k/v bias, tied embeddings) vs CPU reference', async (
     expect(x.tokensEqual).toBe(true);
   }
 });
+
+test('GPU kernel variants (4 lanes per output, workgroup attention): stage vs reference, batch independence, tree', async () => {
+  const arg = { format: 'f16', gpuVariants: true };
+  for (const x of await callInPage<{ name: string; maxErr: number; tokensEqual: boolean }[]>(page, PAGE, 'testStageVsReference', arg)) {
+    expect(x.maxErr).toBeLessThan(1e-3);
+    expect(x.tokensEqual).toBe(true);
+  }
+  expect((await callInPage<{ differing: number }>(page, PAGE, 'testStageBatchIndependence', arg)).differing).toBe(0);
+  expect((await callInPage<{ differing: number }>(page, PAGE, 'testTreeAttention', arg)).differing).toBe(0);
+});

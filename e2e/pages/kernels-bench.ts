@@ -29,6 +29,8 @@ export interface StageBench {
   context: number;
   /** Median ms per forward (upload + one command buffer + readback of tokens). */
   ms: number;
+  /** Wall time per kind of step, one dispatch per submit (so with per-submit overhead). */
+  profile?: { step: string; ms: number; count: number }[];
 }
 
 export interface BenchRow {
@@ -185,7 +187,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
           times.push(performance.now() - t0);
         }
         times.sort((a, c) => a - c);
-        stage.push({ model, format, rows: R, context: ctxLen, ms: times[Math.floor(n / 2)] });
+        stage.push({ model, format, rows: R, context: ctxLen, ms: times[Math.floor(n / 2)], profile: await st.profile(b) });
       }
       st.destroy();
     }

@@ -4,7 +4,7 @@ import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/m
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
 import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer, type BindingResource } from '../../src/gpu/kernels.ts';
-import { Stage } from '../../src/gpu/stage.ts';
+import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
 import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
 import { prng, randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/testing.ts';
 
@@ -250,7 +250,13 @@ export async function testSmallKernels(): Promise<Check[]> {
 
 export async function testAttention(): Promise<Check[]> {
   const c = await gpu();
-  const k = new Kernels(c);
+  const out: Check[] = [];
+  for (const variant of ['serial', 'workgroup'] as const) out.push(...(await attentionCases(new Kernels(c, { attention: variant }), variant)));
+  return out;
+}
+
+async function attentionCases(k: Kernels, variant: string): Promise<Check[]> {
+  const c = k.ctx;
   const dev = c.device;
   const rand = prng(7);
   const out: Check[] = [];
@@ -287,7 +293,7 @@ export async function testAttention(): Promise<Check[]> {
       k,
       k.attention(),
       [k.uniform([nH, nKv, hd, rowsOff, META.rowStride, META.committedOff, { f: scale }, 0]), storageBuffer(dev, data), storageBuffer(dev, qkvHost), storageBuffer(dev, Kh), storageBuffer(dev, Vh), o],
-      [nH, R],
+      k.attentionGrid(R, nH),
     );
     const got = new Float32Array(await readBuffer(dev, o, R * nH * hd * 4));
     const want = new Float32Array(R * nH * hd);
@@ -305,7 +311,7 @@ export async function testAttention(): Promise<Check[]> {
         i * nH * hd,
       );
     });
-    check(out, `attention heads=${nH}/${nKv} hd=${hd} committed=${nC} R=${R}`, got, want, 2e-5);
+    check(out, `attention [${variant}] heads=${nH}/${nKv} hd=${hd} committed=${nC} R=${R}`, got, want, 2e-5);
   }
   return out;
 }
@@ -393,6 +399,12 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
 
 // ---- whole stages ------------------------------------------------------------------------------------------
 
+/** Kernel variants a test stage uses: the adapter's defaults, or the ones GPUs get. */
+type Variants = { gpuVariants?: boolean };
+function variantOpts(a: Variants): Partial<StageOptions> {
+  return a.gpuVariants ? { lanes: 4, attention: 'workgroup' } : {};
+}
+
 function fullRole(spec: ModelSpec): StageRole {
   return { layers: { start: 0, end: spec.numLayers }, embed: true, head: true };
 }
@@ -416,12 +428,12 @@ export interface StageCompare {
 }
 
 /** Prompt as one batch, then decode steps one row at a time with commits; logits vs RefStage. */
-export async function testStageVsReference(arg: { format: WeightFormat; qwen?: boolean; tied?: boolean }): Promise<StageCompare[]> {
+export async function testStageVsReference(arg: { format: WeightFormat; qwen?: boolean; tied?: boolean } & Variants): Promise<StageCompare[]> {
   const c = await gpu();
   const spec = tinyLlamaSpec(arg.qwen ? { architecture: 'Qwen2ForCausalLM', attentionBias: true, headDim: 32, numHeads: 2, numKvHeads: 1, hiddenSize: 68, tieWordEmbeddings: !!arg.tied } : { tieWordEmbeddings: !!arg.tied });
   const tensors = getter(randomLlamaTensors(spec, 1234, arg.format));
   const numSlots = 64;
-  const gpuStage = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots, maxRows: 64 });
+  const gpuStage = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots, maxRows: 64, ...variantOpts(arg) });
   const ref = new RefStage(spec, fullRole(spec), tensors, numSlots);
   const out: StageCompare[] = [];
   const cmp = async (name: string, b: RowBatch) => {
@@ -451,11 +463,11 @@ export async function testStageVsReference(arg: { format: WeightFormat; qwen?: b
 }
 
 /** Same row alone vs in a 64-row batch through a whole stage: logits bitwise equal. */
-export async function testStageBatchIndependence(arg: { format: WeightFormat }): Promise<{ differing: number; maxErr: number }> {
+export async function testStageBatchIndependence(arg: { format: WeightFormat } & Variants): Promise<{ differing: number; maxErr: number }> {
   const c = await gpu();
   const spec = tinyLlamaSpec();
   const tensors = getter(randomLlamaTensors(spec, 77, arg.format));
-  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 200 });
+  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 200, ...variantOpts(arg) });
   const prompt = [5, 6, 7, 8, 9];
   await st.forward(seqBatch(prompt, 0, 0));
   st.kv.commit([0, 1, 2, 3, 4]);
@@ -482,11 +494,11 @@ export async function testStageBatchIndependence(arg: { format: WeightFormat }):
  * A token tree computed in one batch (rows with ancestors) vs each root-to-leaf path run as a plain
  * sequence: the logits of every tree row equal those of the same node on its path, bitwise.
  */
-export async function testTreeAttention(arg: { format: WeightFormat }): Promise<{ rows: number; differing: number; maxErr: number; refMaxErr: number }> {
+export async function testTreeAttention(arg: { format: WeightFormat } & Variants): Promise<{ rows: number; differing: number; maxErr: number; refMaxErr: number }> {
   const c = await gpu();
   const spec = tinyLlamaSpec();
   const tensors = getter(randomLlamaTensors(spec, 4321, arg.format));
-  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 128 });
+  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 128, ...variantOpts(arg) });
   const ref = new RefStage(spec, fullRole(spec), tensors, 128);
   const prefix = [1, 40, 41, 42, 43];
   await st.forward(seqBatch(prefix, 0, 0));

@@ -47,7 +47,10 @@ async function main(): Promise<void> {
   }
   if (r.stage.length) {
     console.log(`\nwhole-stage forward (embed + layers + head + token), ${r.stage[0].model}, ${r.stage[0].context} committed tokens:`);
-    for (const s of r.stage) console.log(`  ${s.format} R=${String(s.rows).padEnd(3)} ${s.ms.toFixed(1).padStart(8)} ms/forward`);
+    for (const s of r.stage) {
+      const prof = (s.profile ?? []).map((p) => `${p.step} ${p.ms.toFixed(1)}`).join(', ');
+      console.log(`  ${s.format} R=${String(s.rows).padEnd(3)} ${s.ms.toFixed(1).padStart(8)} ms/forward   [ms per step kind, one submit each: ${prof}]`);
+    }
   }
 }
 

@@ -6,6 +6,7 @@ import embedWgsl from '../../shaders/embed.wgsl?raw';
 import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import attentionSerialWgsl from '../../shaders/attention-serial.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 
@@ -34,9 +35,20 @@ export interface MatmulVariant {
  * adjacent vec4s of a weight row (reduced with subgroup shuffles where the adapter has them).
  */
 export function defaultLanes(ctx: GpuContext): number {
-  return ctx.info.isFallbackAdapter || /swiftshader/i.test(ctx.description) ? 1 : 4;
+  return isCpuAdapter(ctx) ? 1 : 4;
 }
 export const DEFAULT_LANES = 4;
+
+/** 'serial' (one invocation per row and head, no barriers) suits CPU adapters; 'workgroup' GPUs. */
+export type AttentionVariant = 'workgroup' | 'serial';
+
+function isCpuAdapter(ctx: GpuContext): boolean {
+  return ctx.info.isFallbackAdapter || /swiftshader/i.test(ctx.description);
+}
+
+export function defaultAttention(ctx: GpuContext): AttentionVariant {
+  return isCpuAdapter(ctx) ? 'serial' : 'workgroup';
+}
 
 function replaceMarker(src: string, marker: string, replacement: string, pattern: RegExp): string {
   if (!src.includes(marker)) throw new Error(`shader source has no marker ${marker}`);
@@ -106,16 +118,18 @@ export class Kernels {
   readonly lanes: number;
   /** Matmul lane reduction through subgroup shuffles. */
   readonly subgroups: boolean;
+  readonly attentionVariant: AttentionVariant;
   private cache: Map<string, GPUComputePipeline>;
   /** Compiled pipelines per device, shared by every Kernels (and Stage) on it. */
   private static caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-  constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean } = {}) {
+  constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean; attention?: AttentionVariant } = {}) {
     this.device = ctx.device;
     let c = Kernels.caches.get(ctx.device);
     if (!c) Kernels.caches.set(ctx.device, (c = new Map()));
     this.cache = c;
     this.lanes = opts.lanes ?? defaultLanes(ctx);
+    this.attentionVariant = opts.attention ?? defaultAttention(ctx);
     const minSg = (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0;
     this.subgroups = (opts.subgroups ?? true) && this.lanes > 1 && ctx.features.subgroups && minSg >= this.lanes;
   }
@@ -149,7 +163,11 @@ export class Kernels {
     return this.pipeline('rope', () => ropeWgsl);
   }
   attention(): GPUComputePipeline {
-    return this.pipeline('attention', () => attentionWgsl);
+    return this.attentionVariant === 'serial' ? this.pipeline('attention-serial', () => attentionSerialWgsl) : this.pipeline('attention', () => attentionWgsl);
+  }
+  /** Workgroups of an attention dispatch for `rows` rows. */
+  attentionGrid(rows: number, numHeads: number): [number, number] {
+    return this.attentionVariant === 'serial' ? [Math.ceil((rows * numHeads) / 64), 1] : [numHeads, rows];
   }
   sample(): GPUComputePipeline {
     return this.pipeline('sample', () => sampleWgsl);

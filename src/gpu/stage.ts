@@ -8,7 +8,7 @@
 import type { HostTensor, ModelSpec, StageRole, WeightFormat } from '../model/types.ts';
 import type { RowBatch, StageOutput } from './types.ts';
 import type { GpuContext } from './device.ts';
-import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
+import { Kernels, type AttentionVariant, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
 import { KvSlots } from './kv.ts';
 import { ropeTable, tensorF32, floatToHalf } from './reference.ts';
 
@@ -21,8 +21,10 @@ export interface StageOptions {
   maxPositions?: number;
   /** Most rows whose logits one forward can return (default maxRows). */
   maxLogitsRows?: number;
-  /** Threads per matmul output (divides 64; default 4). */
+  /** Threads per matmul output (a power of two dividing 64; default: 1 on CPU adapters, else 4). */
   lanes?: number;
+  /** Attention kernel (default: 'serial' on CPU adapters, else 'workgroup'). */
+  attention?: AttentionVariant;
 }
 
 /** One dispatch of the forward: pipeline, bind group, and its grid as a function of the row count. */
@@ -93,7 +95,7 @@ export class Stage {
     const s = spec;
     const dev = ctx.device;
     this.device = dev;
-    this.k = new Kernels(ctx, { lanes: opts.lanes });
+    this.k = new Kernels(ctx, { lanes: opts.lanes, attention: opts.attention });
     this.maxRows = opts.maxRows ?? 64;
     this.numSlots = opts.numSlots;
     this.kv = new KvSlots(opts.numSlots);
@@ -187,7 +189,7 @@ export class Stage {
       step(`L${l} norm1`, k.rmsnorm(), [normP, this.meta, this.h, n1, xn], perRow);
       step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [qkvP, this.meta, xn, wqkv, wqkv, bias, qkv], mmGrid(qkvDim));
       step(`L${l} rope`, k.rope(), [ropeP, this.meta, table, qkv, kPool, vPool], (rows) => [Math.ceil(ropeThreads / 64), rows]);
-      step(`L${l} attention`, k.attention(), [attP, this.meta, qkv, kPool, vPool, att], (rows) => [s.numHeads, rows]);
+      step(`L${l} attention`, k.attention(), [attP, this.meta, qkv, kPool, vPool, att], (rows) => k.attentionGrid(rows, s.numHeads));
       step(`L${l} o`, k.matmul({ format: wo.format, residual: true }), [oP, this.meta, att, woBuf, woBuf, dummy, this.h], mmGrid(H));
       step(`L${l} norm2`, k.rmsnorm(), [normP, this.meta, this.h, n2, xn], perRow);
       step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [guP, this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
@@ -323,6 +325,38 @@ export class Stage {
     } finally {
       this.readback.unmap();
     }
+  }
+
+  /**
+   * Runs a forward one dispatch per submit and returns the wall time of each kind of step (summed
+   * over layers), for finding where time goes. It is a real forward (writes the rows' KV slots).
+   */
+  async profile(batch: RowBatch): Promise<{ step: string; ms: number; count: number }[]> {
+    await this.chain;
+    const dev = this.device;
+    const R = batch.positions.length;
+    const used = this.fillMeta(batch, [...this.kv.committed]);
+    dev.queue.writeBuffer(this.meta, 0, this.metaHost.buffer, 0, used * 4);
+    if (!this.role.embed) dev.queue.writeBuffer(this.h, 0, batch.hidden!.buffer, batch.hidden!.byteOffset, R * this.spec.hiddenSize * 4);
+    await dev.queue.onSubmittedWorkDone();
+    const acc = new Map<string, { ms: number; count: number }>();
+    for (const st of this.steps) {
+      const enc = dev.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(st.pipe);
+      pass.setBindGroup(0, st.group);
+      pass.dispatchWorkgroups(...st.grid(R));
+      pass.end();
+      const t0 = performance.now();
+      dev.queue.submit([enc.finish()]);
+      await dev.queue.onSubmittedWorkDone();
+      const key = st.label.replace(/^L\d+ /, '');
+      const a = acc.get(key) ?? { ms: 0, count: 0 };
+      a.ms += performance.now() - t0;
+      a.count++;
+      acc.set(key, a);
+    }
+    return [...acc].map(([step, a]) => ({ step, ...a }));
   }
 
   destroy(): void {

@@ -1,0 +1,70 @@
+// Attention, one invocation per (row, query head), no workgroup barriers: the variant for CPU
+// adapters (SwiftShader), where a barrier costs far more than the arithmetic around it.
+// Same inputs and attend-list semantics as attention.wgsl: committed slots, then the row's ancestor
+// slots, then its own slot; GQA head mapping h -> h / (numHeads / numKvHeads). The softmax is online
+// (running max and sum) over the list in order, so a row's output depends only on its own list.
+
+struct Params {
+  numHeads: u32,
+  numKvHeads: u32,
+  headDim: u32,
+  rowsOff: u32,
+  rowStride: u32,
+  committedOff: u32,
+  scale: f32,
+  _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> rowMeta: array<u32>;
+@group(0) @binding(2) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> kPool: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> vPool: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+
+const MAXHD4: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let R = rowMeta[0];
+  let nH = P.numHeads;
+  if (gid.x >= R * nH) { return; }
+  let r = gid.x / nH;
+  let h = gid.x % nH;
+  let hd4 = P.headDim / 4u;
+  let kvh = h / (nH / P.numKvHeads);
+  let rowLen4 = (nH + 2u * P.numKvHeads) * hd4;
+  let rec = P.rowsOff + r * P.rowStride;
+  let selfSlot = rowMeta[rec + 2u];
+  let ancOff = rowMeta[rec + 3u];
+  let ancCount = rowMeta[rec + 4u];
+  let nC = rowMeta[1];
+  let L = nC + ancCount + 1u;
+
+  var q: array<vec4<f32>, MAXHD4>;
+  var acc: array<vec4<f32>, MAXHD4>;
+  let qBase = r * rowLen4 + h * hd4;
+  for (var d = 0u; d < hd4; d++) {
+    q[d] = qkv[qBase + d];
+    acc[d] = vec4<f32>(0.0);
+  }
+  var m = -3.0e38;
+  var l = 0.0;
+  for (var j = 0u; j < L; j++) {
+    var slot = selfSlot;
+    if (j < nC) { slot = rowMeta[P.committedOff + j]; }
+    else if (j < nC + ancCount) { slot = rowMeta[ancOff + j - nC]; }
+    let kb = (slot * P.numKvHeads + kvh) * hd4;
+    var s = 0.0;
+    for (var d = 0u; d < hd4; d++) { s += dot(q[d], kPool[kb + d]); }
+    s = s * P.scale;
+    let mNew = max(m, s);
+    let corr = exp(m - mNew);
+    let p = exp(s - mNew);
+    l = l * corr + p;
+    for (var d = 0u; d < hd4; d++) { acc[d] = acc[d] * corr + p * vPool[kb + d]; }
+    m = mNew;
+  }
+  let oBase = (r * nH + h) * hd4;
+  for (var d = 0u; d < hd4; d++) { out[oBase + d] = acc[d] / l; }
+}
