@@ -53,8 +53,11 @@ describe('ring over node-datachannel', () => {
   it('forms leader -> 3 stages -> leader and carries 64 KiB+ levels around in order', async () => {
     const lc = await connect('ring-a', 'leader');
     const sc = await Promise.all([connect('ring-a', 'stage'), connect('ring-a', 'stage'), connect('ring-a', 'stage')]);
+    const step = (w: string): void => void (process.env.DEBUG_RING && console.log(`step ${w} ${performance.now().toFixed(0)}`));
+    step('joined');
     const [leader, ...stages] = await Promise.all([Ring.lead(lc, { stages: 3, pingIntervalMs: 200 }), ...sc.map((c) => Ring.join(c, { pingIntervalMs: 200 }))]);
     rings.push(leader, ...stages);
+    step('formed');
     expect(leader.order).toEqual([lc.id, ...sc.map((c) => c.id)]);
     expect(stages.map((s) => s.index)).toEqual([1, 2, 3]);
     expect(stages[2].next).toBe(lc.id);
@@ -88,6 +91,7 @@ describe('ring over node-datachannel', () => {
     expect(st.every((s) => s.rttSamples > 0)).toBe(true);
     console.log('leader links', st.map((s) => `${s.peer}: p50 ${s.rttP50?.toFixed(2)} ms p95 ${s.rttP95?.toFixed(2)} ms`).join('; '));
 
+    step('levels done');
     // A malformed (wrong-version) message closes that link with a clear error on both sides.
     const errors: LinkCloseEvent[] = [];
     stages[0].on('error', (e) => errors.push(e));
@@ -99,6 +103,7 @@ describe('ring over node-datachannel', () => {
     expect(errors.find((e) => e.kind === 'protocol')?.message).toMatch(/malformed message from .*bad-version: protocol version 2/);
     expect(errors.find((e) => e.kind === 'remote-error')?.message).toMatch(/closed the link: protocol: malformed message/);
 
+    step('malformed done');
     // A stage that goes away is reported by its neighbours within a few seconds.
     const lost: [string, number][] = [];
     const t1 = performance.now();
@@ -109,9 +114,11 @@ describe('ring over node-datachannel', () => {
     while (lost.filter(([p]) => p === sc[2].id).length < 1) await new Promise((r) => setTimeout(r, 20));
     expect(lost[0][1]).toBeLessThan(3000);
 
+    step('lost done');
     // The leader re-forms the ring without stage 3 (stage 1's link, closed above, is rebuilt).
     await leader.reform([sc[0].id, sc[1].id], 15_000);
     expect(leader.order).toEqual([lc.id, sc[0].id, sc[1].id]);
+    step('reformed');
     expect(leader.ringEpoch).toBe(2);
     while (stages[1].ringEpoch !== 2) await new Promise((r) => setTimeout(r, 10));
     expect(stages[1].next).toBe(lc.id);

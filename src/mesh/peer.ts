@@ -249,12 +249,19 @@ export class Link extends Emitter<LinkEvents> {
         .send(encodeMessage({ type: 'error', code: kind, message: message.slice(0, 900) }), LANE.control)
         .catch(() => {})
         .then(() => this.flush(500))
+        // Let the peer read the error and hang up first (closing right away can lose the message).
+        .then(() => this.waitChannelClosed(1000))
         .finally(finish);
     } else {
       finish();
     }
     this.rejectOpen(err);
     this.emit('close', this.closeEvent);
+  }
+
+  private async waitChannelClosed(maxMs: number): Promise<void> {
+    const t0 = now();
+    while (this.channel && this.channel.readyState === 'open' && now() - t0 < maxMs) await sleep(20);
   }
 
   private async flush(maxMs: number): Promise<void> {
