@@ -65,6 +65,8 @@ export class Stage {
   readonly kv: KvSlots;
   readonly maxRows: number;
   readonly numSlots: number;
+  /** Positions the RoPE table covers: a row's position must be below this. */
+  readonly maxPositions: number;
   /** Bytes of weights uploaded (for reports). */
   weightBytes = 0;
 
@@ -144,6 +146,7 @@ export class Stage {
     const act = buf(emptyBuffer(dev, R * I * 4, 'act'));
     const dummy = buf(emptyBuffer(dev, 16, 'dummy'));
     const maxPos = opts.maxPositions ?? Math.min(s.maxPositions, 8192);
+    this.maxPositions = maxPos;
     const table = buf(storageBuffer(dev, ropeTable(s.ropeTheta, hd, maxPos), 'rope table'));
 
     const normP = k.uniform([H / 4, { f: s.rmsNormEps }, 0, 0], 'norm params');
@@ -249,7 +252,7 @@ export class Stage {
     m[1] = committed.length;
     m.set(committed, META.committedOff);
     let a = this.ancOff;
-    const maxPos = this.spec.maxPositions;
+    const maxPos = this.maxPositions;
     for (let r = 0; r < R; r++) {
       const o = this.rowsOff + r * META.rowStride;
       const tok = this.role.embed ? batch.tokens![r] : 0;
@@ -269,6 +272,7 @@ export class Stage {
       mf[o + 7] = smp?.topP ?? 1;
       mf[o + 8] = smp?.uniform ?? 0;
       if (a + anc.length > m.length) throw new Error('forward: too many ancestor slots');
+      for (const x of anc) this.kv.check(x);
       m.set(anc, a);
       a += anc.length;
     }
