@@ -124,8 +124,70 @@ fn main(@builtin(local_invocation_index) t: u32,
           if (o0 + k <= last) { store(r0, o0 + k, acc[k], 0.0); }
         }
       }
+    } else if (nb == 4u) {
+      // Four rows x four outputs per pass: 4 x loads + 4 weight loads for 16 dot products.
+      let xa = r0 * n4;
+      let xb = xa + n4;
+      let xc = xb + n4;
+      let xd = xc + n4;
+      let wA = min(o0, last) * n4;
+      let wB = min(o0 + 1u, last) * n4;
+      let wC = min(o0 + 2u, last) * n4;
+      let wD = min(o0 + 3u, last) * n4;
+      var gA = vec4<f32>(0.0);  // gate (or plain) accumulators, component j = row r0 + j
+      var gB = vec4<f32>(0.0);
+      var gC = vec4<f32>(0.0);
+      var gD = vec4<f32>(0.0);
+      var uA = vec4<f32>(0.0);  // up accumulators (GATED)
+      var uB = vec4<f32>(0.0);
+      var uC = vec4<f32>(0.0);
+      var uD = vec4<f32>(0.0);
+      for (var i = lane; i < n4; i += LANES) {
+        let va = x[xa + i];
+        let vb = x[xb + i];
+        let vc = x[xc + i];
+        let vd = x[xd + i];
+        let a = loadW0(wA + i);
+        let b = loadW0(wB + i);
+        let c = loadW0(wC + i);
+        let d = loadW0(wD + i);
+        gA = gA + vec4<f32>(dot(a, va), dot(a, vb), dot(a, vc), dot(a, vd));
+        gB = gB + vec4<f32>(dot(b, va), dot(b, vb), dot(b, vc), dot(b, vd));
+        gC = gC + vec4<f32>(dot(c, va), dot(c, vb), dot(c, vc), dot(c, vd));
+        gD = gD + vec4<f32>(dot(d, va), dot(d, vb), dot(d, vc), dot(d, vd));
+        if (GATED) {
+          let ua = loadW1(wA + i);
+          let ub = loadW1(wB + i);
+          let uc = loadW1(wC + i);
+          let ud = loadW1(wD + i);
+          uA = uA + vec4<f32>(dot(ua, va), dot(ua, vb), dot(ua, vc), dot(ua, vd));
+          uB = uB + vec4<f32>(dot(ub, va), dot(ub, vb), dot(ub, vc), dot(ub, vd));
+          uC = uC + vec4<f32>(dot(uc, va), dot(uc, vb), dot(uc, vc), dot(uc, vd));
+          uD = uD + vec4<f32>(dot(ud, va), dot(ud, vb), dot(ud, vc), dot(ud, vd));
+        }
+      }
+      if (LANES > 1u) {
+        gA = reduceLanes0(t, gA);
+        gB = reduceLanes1(t, gB);
+        gC = reduceLanes0(t, gC);
+        gD = reduceLanes1(t, gD);
+        if (GATED) {
+          uA = reduceLanes0(t, uA);
+          uB = reduceLanes1(t, uB);
+          uC = reduceLanes0(t, uC);
+          uD = reduceLanes1(t, uD);
+        }
+      }
+      if (lane == 0u) {
+        for (var j = 0u; j < 4u; j++) {
+          if (o0 <= last) { store(r0 + j, o0, gA[j], uA[j]); }
+          if (o0 + 1u <= last) { store(r0 + j, o0 + 1u, gB[j], uB[j]); }
+          if (o0 + 2u <= last) { store(r0 + j, o0 + 2u, gC[j], uC[j]); }
+          if (o0 + 3u <= last) { store(r0 + j, o0 + 3u, gD[j], uD[j]); }
+        }
+      }
     } else {
-      // Two outputs at a time (x loads shared by both); one row or four rows per pass.
+      // One row of the gated MLP: two outputs at a time (gate and up of both share the x load).
       for (var k = 0u; k < OPT; k += 2u) {
         let oA = o0 + k;
         let wA = min(oA, last) * n4;
