@@ -5,8 +5,9 @@
 // Work split: a workgroup owns OPT * WG / LANES outputs; LANES threads share OPT = 4 outputs and
 // stride over the input vec4s (lane, lane + LANES, ...), then their partial sums are added in lane
 // order. Rows are processed four at a time (vec4 accumulators: component j = row r0 + j), so each
-// weight vec4 is read once per four rows, and each x vec4 once per two (or, for one row, four)
-// outputs. On SwiftShader every load is the cost, so sharing loads is what makes it fast. The reduction order of a row's output depends only on the input
+// weight vec4 is read once per four rows and each x vec4 once per four outputs (two for a single
+// row of the gated MLP). On SwiftShader loads and instructions are the cost; sharing loads is what
+// makes it fast. The reduction order of a row's output depends only on the input
 // size and LANES, never on R or on the other rows: a row's result is bitwise batch-independent.
 // GATED: W0 = gate, W1 = up, y = silu(x W0^T) * (x W1^T) (the SiLU-gated MLP in one pass).
 
