@@ -118,7 +118,7 @@ class Llama(nn.Module):
                 with torch.no_grad():
                     p.copy_(torch.randn(p.shape, generator=g) * s)
 
-    def forward(self, ids):
+    def forward(self, ids, lm_head=None):
         b, s = ids.shape
         pos = torch.arange(s, dtype=torch.float32)
         freqs = pos[:, None] * self.inv_freq[None, :]
@@ -129,7 +129,8 @@ class Llama(nn.Module):
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
         x = self.model.norm(x)
-        return x @ self.model.embed_tokens.weight.t()  # tied lm_head
+        head = self.model.embed_tokens.weight if lm_head is None else lm_head  # tied by default
+        return x @ head.t()
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())

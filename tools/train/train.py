@@ -54,11 +54,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=100)
     ap.add_argument('--wd', type=float, default=0.1)
     ap.add_argument('--seed', type=int, default=1234)
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--teacher', default=None, help='checkpoint of the target: distill (KL to its soft labels)')
     ap.add_argument('--kd-ce', type=float, default=0.1, help='weight of the hard-label CE term when distilling')
     ap.add_argument('--init-from-teacher', action='store_true',
                     help='draft starts from the teacher embeddings, final norm and first layers')
+    ap.add_argument('--init-from', default=None,
+                    help='start from this checkpoint of the same model (a new schedule/optimizer)')
     ap.add_argument('--eval-every', type=int, default=200)
     ap.add_argument('--eval-windows', type=int, default=24)
     ap.add_argument('--out', required=True)
@@ -73,6 +75,8 @@ def main():
     cfg = TARGET_CONFIG if args.model == 'target' else DRAFT_CONFIG
     model = Llama(cfg)
     model.init_weights(args.seed)
+    if args.init_from:
+        model.load_state_dict(torch.load(args.init_from)['state_dict'], strict=True)
     teacher = None
     if args.teacher:
         ck = torch.load(args.teacher)
