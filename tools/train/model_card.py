@@ -35,6 +35,7 @@ def main():
     src = SOURCES.format(**{k: fmt_stats(v) for k, v in stats.items()})
     ntr = os.path.getsize(os.path.join(CACHE, 'tokens', 'train.u16')) // 2
     nho = os.path.getsize(os.path.join(CACHE, 'tokens', 'heldout.u16')) // 2
+    pc, pa, psteps, psec, _ = ckpt_meta(os.path.join(CACHE, 'ckpt', 'target_p1.pt'))
     tc, ta, tsteps, tsec, tn = ckpt_meta(os.path.join(CACHE, 'ckpt', 'target.pt'))
     dc, da, dsteps, dsec, dn = ckpt_meta(os.path.join(CACHE, 'ckpt', 'draft.pt'))
     ref = json.load(open(os.path.join(ROOT, 'public', 'models', 'demo-target', 'reference.json')))
@@ -104,13 +105,19 @@ A small Llama (Hugging Face `LlamaForCausalLM` layout) trained from scratch in t
 
 ## Training
 
-`/usr/bin/python3 train.py --model target --steps {ta['steps']} --batch {ta['batch']} --warmup {ta['warmup']} --eval-every {ta['eval_every']} --out .cache/ckpt/target.pt`
+Two phases, both on the training split (random 256-token windows from a seeded generator):
 
-AdamW (betas 0.9/0.95, weight decay {ta['wd']} on matrices), peak lr {ta['lr']}, linear warmup {ta['warmup']} steps,
-cosine to {ta['min_lr_frac']}x, grad clip 1.0, batch {ta['batch']} x {ta['seq']} tokens, {tsteps} steps
-({tsteps * ta['batch'] * ta['seq']:,} tokens, well under one epoch), seed {ta['seed']}, float32.
-Wall time: {tsec / 60:.1f} min on a shared 2-core CPU (torch 1.13 + OpenBLAS, `nice -n 15`,
-competing with other jobs).
+1. `/usr/bin/python3 train.py --model target --steps {pa['steps']} --batch {pa['batch']} --warmup {pa['warmup']} --eval-every {pa['eval_every']} --out .cache/ckpt/target_p1.pt`
+   (from scratch: peak lr {pa['lr']}, seed {pa['seed']}; {psteps * pa['batch'] * pa['seq']:,} tokens, {psec / 60:.1f} min)
+2. `/usr/bin/python3 train.py --model target --steps {ta['steps']} --batch {ta['batch']} --warmup {ta['warmup']} --lr {ta['lr']} --seed {ta['seed']} --eval-every {ta['eval_every']} --init-from .cache/ckpt/target_p1.pt --out .cache/ckpt/target.pt`
+   (continued with a fresh optimizer and schedule: peak lr {ta['lr']}, seed {ta['seed']}; {tsteps * ta['batch'] * ta['seq']:,} tokens, {tsec / 60:.1f} min)
+
+AdamW (betas 0.9/0.95, weight decay {ta['wd']} on matrices), linear warmup then cosine to
+{ta['min_lr_frac']}x of the peak, grad clip 1.0, batch {ta['batch']} x {ta['seq']} tokens, float32. In all
+{(psteps * pa['batch'] + tsteps * ta['batch']) * ta['seq']:,} tokens (under half an epoch) in {(psec + tsec) / 60:.1f} min
+of training on a shared 2-core CPU (torch 1.13 + OpenBLAS, `nice -n 15`). Phase 1 was planned as
+one ~60 min run but other jobs on the machine cut throughput to ~150-500 tokens/s, so it was
+shortened; phase 2 ran when the machine was idle (~1400 tokens/s).
 
 {common}"""
 

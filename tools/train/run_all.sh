@@ -12,8 +12,10 @@ t nice -n 15 $PY fetch_corpus.py
 t nice -n 15 $PY bpe.py train
 t nice -n 15 $PY bpe.py encode-corpus
 t nice -n 15 $PY train.py --model target --steps 900 --batch 4 --warmup 60 --eval-every 150 \
-    --out .cache/ckpt/target.pt
-t nice -n 15 $PY train.py --model draft --steps 300 --batch 4 --warmup 20 --lr 1e-3 --eval-every 100 \
+    --out .cache/ckpt/target_p1.pt
+t nice -n 15 $PY train.py --model target --steps 1400 --batch 4 --warmup 50 --lr 1e-3 --seed 1235 \
+    --eval-every 200 --init-from .cache/ckpt/target_p1.pt --out .cache/ckpt/target.pt
+t nice -n 15 $PY train.py --model draft --steps 600 --batch 4 --warmup 20 --lr 1e-3 --eval-every 100 \
     --teacher .cache/ckpt/target.pt --init-from-teacher --out .cache/ckpt/draft.pt
 t nice -n 15 $PY export.py --ckpt .cache/ckpt/target.pt --out ../../public/models/demo-target --reference
 t nice -n 15 $PY export.py --ckpt .cache/ckpt/draft.pt --out ../../public/models/demo-draft
