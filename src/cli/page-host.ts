@@ -11,50 +11,42 @@ export const LOCAL_MODEL_PREFIX = '/@local-model/';
 
 export interface PageHost {
   baseUrl: string;
-  /** URL the browser loads the model from. */
-  modelUrl: string;
+  /** URLs the browser loads the models from, one per `models` entry. */
+  modelUrls: string[];
   browsers: Browser[];
   newPage(browserIndex?: number): Promise<Page>;
   close(): Promise<void>;
 }
 
-/**
- * `model` is a URL (used as is), a directory under public/ (served by Vite) or any other local
- * directory (mounted with Range support).
- */
-export async function startPageHost(opts: { model?: string; browsers?: number; quiet?: boolean }): Promise<PageHost> {
-  const repo = resolve(import.meta.dirname, '../..');
-  let modelUrl = '';
-  let mount: { prefix: string; dir: string } | null = null;
-  if (opts.model) {
-    if (/^https?:\/\//.test(opts.model)) {
-      modelUrl = opts.model.endsWith('/') ? opts.model : opts.model + '/';
-    } else {
-      const dir = resolve(opts.model);
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--model ${opts.model}: no such directory (or give a URL)`);
-      if (!existsSync(resolve(dir, 'config.json'))) throw new Error(`--model ${opts.model}: no config.json in that directory`);
-      const rel = relative(resolve(repo, 'public'), dir);
-      if (!rel.startsWith('..') && !rel.startsWith(sep)) modelUrl = '/' + rel.split(sep).join('/') + '/';
-      else {
-        mount = { prefix: LOCAL_MODEL_PREFIX, dir };
-        modelUrl = LOCAL_MODEL_PREFIX;
-      }
-    }
-  }
+const repo = resolve(import.meta.dirname, '../..');
+
+/** A URL is used as is; a directory under public/ is served by Vite; any other one is mounted. */
+function modelLocation(model: string, index: number): { url: string; mount?: { prefix: string; dir: string } } {
+  if (/^https?:\/\//.test(model)) return { url: model.endsWith('/') ? model : model + '/' };
+  const dir = resolve(model);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model ${model}: no such directory (or give a URL)`);
+  if (!existsSync(resolve(dir, 'config.json'))) throw new Error(`model ${model}: no config.json in that directory`);
+  const rel = relative(resolve(repo, 'public'), dir);
+  if (!rel.startsWith('..') && !rel.startsWith(sep)) return { url: '/' + rel.split(sep).join('/') + '/' };
+  const prefix = `${LOCAL_MODEL_PREFIX}${index}/`;
+  return { url: prefix, mount: { prefix, dir } };
+}
+
+export async function startPageHost(opts: { models?: string[]; browsers?: number; quiet?: boolean }): Promise<PageHost> {
+  const locations = (opts.models ?? []).map(modelLocation);
+  const mounts = locations.flatMap((l) => (l.mount ? [l.mount] : []));
   const server: ViteDevServer = await createServer({
     root: repo,
     configFile: resolve(repo, 'vite.config.ts'),
     logLevel: opts.quiet === false ? 'info' : 'error',
     server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
-    plugins: mount
-      ? [{ name: 'local-model', configureServer: (s) => void s.middlewares.use(serveModelDir(mount!.prefix, mount!.dir)) }]
-      : [],
+    plugins: [{ name: 'local-models', configureServer: (s) => mounts.forEach((m) => s.middlewares.use(serveModelDir(m.prefix, m.dir))) }],
   });
   await server.listen();
   const addr = server.httpServer?.address();
   if (!addr || typeof addr === 'string') throw new Error('Vite did not report a port');
   const baseUrl = `http://127.0.0.1:${addr.port}`;
-  if (modelUrl.startsWith('/')) modelUrl = baseUrl + modelUrl;
+  const modelUrls = locations.map((l) => (l.url.startsWith('/') ? baseUrl + l.url : l.url));
 
   const executablePath = findChromium();
   const browsers: Browser[] = [];
@@ -63,12 +55,14 @@ export async function startPageHost(opts: { model?: string; browsers?: number; q
   }
   return {
     baseUrl,
-    modelUrl,
+    modelUrls,
     browsers,
     async newPage(i = 0) {
       const page = await browsers[i % browsers.length].newPage();
       page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
       page.on('console', (m) => {
+        // Optional model files (tokenizer, generation config) are probed and may be absent.
+        if (m.text().includes('404 (Not Found)') && !process.env.DEBUG_BROWSER) return;
         if (m.type() === 'error' || process.env.DEBUG_BROWSER) process.stderr.write(`[browser ${m.type()}] ${m.text()}\n`);
       });
       return page;

@@ -1,0 +1,186 @@
+// One generation in this tab, every stage local: the engine behind `npm run generate --mode single`
+// (and local pp/specpipe/tree runs), called by the command line through Playwright.
+import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import { createGpuContext } from '../gpu/device.ts';
+import type { Stage } from '../gpu/stage.ts';
+import { buildStage, draftModelOf } from '../pipeline/gpu-stages.ts';
+import { splitLayers, describeRole } from '../pipeline/layers.ts';
+import { LocalPipeline } from '../pipeline/local-pipeline.ts';
+import type { LevelPacket, ResultPacket } from '../pipeline/packets.ts';
+import type { Pipeline } from '../spec/pipeline.ts';
+import { generate, reservedSlots, type GenerateMetrics, type Mode, type StopReason } from '../spec/scheduler.ts';
+import { DraftModelSource } from '../spec/draft-source.ts';
+import { NgramSource } from '../spec/ngram-source.ts';
+import type { SpeculativeSource } from '../spec/source.ts';
+import type { SamplingSettings } from '../spec/sampling.ts';
+
+export interface LocalRunRequest {
+  modelUrl: string;
+  /** Draft model URL (specpipe / tree with draft 'model'). */
+  draftUrl?: string;
+  draft?: 'model' | 'ngram' | 'none';
+  prompt?: string;
+  promptIds?: number[];
+  maxNewTokens: number;
+  sampling: SamplingSettings;
+  mode: Mode;
+  /** Stages in this tab (default 1). */
+  stages?: number;
+  width?: number;
+  depth?: number;
+  /** Full logits of the first K generated tokens (single / pp only). */
+  dumpLogits?: number;
+  /** Stream text to the host as it is generated (Playwright exposes the function). */
+  stream?: boolean;
+}
+
+export interface LocalRunReport {
+  tokens: number[];
+  text: string | null;
+  promptIds: number[];
+  stopReason: StopReason;
+  logits?: number[][];
+  stages: string[];
+  adapter: string;
+  /** Bytes of target weights on the GPU, all stages. */
+  weightBytes: number;
+  timings: { loadMs: number; generateMs: number; ttftMs: number | null; tbtP50Ms: number | null; tbtP95Ms: number | null; tokensPerSecond: number | null };
+  metrics: GenerateMetrics;
+  warnings: string[];
+}
+
+declare global {
+  interface Window {
+    __specpipeStream?: (text: string) => void;
+  }
+}
+
+/** Wraps a pipeline to ask the last stage for every row's logits and keep them by position. */
+function tapLogits(inner: Pipeline, byPosition: Map<number, Float32Array>): Pipeline {
+  const positionOf = new Map<number, number>();
+  return {
+    get numStages() {
+      return inner.numStages;
+    },
+    get numSlots() {
+      return inner.numSlots;
+    },
+    begin: (c) => inner.begin(c),
+    credit: () => inner.credit(),
+    send(level: LevelPacket) {
+      for (const r of level.rows) positionOf.set(r.node, r.position);
+      inner.send({ ...level, logitsRows: level.rows.map((_, i) => i) });
+    },
+    onResult(handler: (r: ResultPacket) => void) {
+      return inner.onResult((r) => {
+        if (r.logits) {
+          const V = r.logits.length / Math.max(1, r.logitsRows.length);
+          r.logitsRows.forEach((node, i) => byPosition.set(positionOf.get(node)!, r.logits!.slice(i * V, (i + 1) * V)));
+        }
+        handler(r);
+      });
+    },
+    waitForProgress: (s) => inner.waitForProgress(s),
+    stepCount: () => inner.stepCount(),
+  };
+}
+
+export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
+  const t0 = performance.now();
+  const ctx = await createGpuContext();
+  const model: LoadedModel = await loadModel(urlSource(req.modelUrl));
+  const spec = model.spec;
+  let promptIds = req.promptIds ?? [];
+  if (req.prompt !== undefined) {
+    if (!model.tokenizer) throw new Error(`${req.modelUrl} has no tokenizer.json: pass --prompt-ids instead of --prompt`);
+    promptIds = model.tokenizer.encode(req.prompt);
+  }
+  if (promptIds.length === 0) throw new Error('the prompt is empty');
+  const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= spec.vocabSize);
+  if (bad !== undefined) throw new Error(`prompt id ${bad} is outside the vocabulary [0, ${spec.vocabSize})`);
+  if (req.dumpLogits && (req.mode === 'specpipe' || req.mode === 'tree')) throw new Error('--dump-logits works with --mode single or pp');
+
+  const numStages = req.mode === 'single' ? 1 : (req.stages ?? 1);
+  const maxLen = Math.min(spec.maxPositions, promptIds.length + req.maxNewTokens + 1);
+  const numSlots = maxLen + reservedSlots(req.mode, numStages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width });
+  const roles = splitLayers(spec.numLayers, new Array(numStages).fill(1));
+  const stages: Stage[] = [];
+  const stagesUsed: Stage[] = [];
+  try {
+    for (const role of roles) {
+      const st = await buildStage(ctx, model, role, { numSlots });
+      stages.push(st);
+      stagesUsed.push(st);
+    }
+    let source: SpeculativeSource | null = null;
+    const draftKind = req.draft ?? (req.draftUrl ? 'model' : 'none');
+    if ((req.mode === 'specpipe' || req.mode === 'tree') && draftKind === 'model') {
+      if (!req.draftUrl) throw new Error('a draft model URL is needed for --draft model');
+      const draft = await loadModel(urlSource(req.draftUrl), { tokenizer: false });
+      if (draft.spec.vocabSize !== spec.vocabSize) throw new Error(`draft vocabulary ${draft.spec.vocabSize} differs from the target's ${spec.vocabSize}: they must share a tokenizer`);
+      const st = await buildStage(ctx, draft, { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true }, { numSlots });
+      stagesUsed.push(st);
+      source = new DraftModelSource(draftModelOf(st, spec.vocabSize));
+    } else if ((req.mode === 'specpipe' || req.mode === 'tree') && draftKind === 'ngram') {
+      source = new NgramSource();
+    }
+    const loadMs = performance.now() - t0;
+
+    const logitsByPos = new Map<number, Float32Array>();
+    const local = new LocalPipeline(
+      stages.map((compute, i) => ({ compute, role: roles[i] })),
+      numSlots,
+    );
+    const pipeline = req.dumpLogits ? tapLogits(local, logitsByPos) : local;
+    const streamer = req.stream && model.tokenizer ? model.tokenizer.stream() : null;
+    const t1 = performance.now();
+    const result = await generate(pipeline, {
+      mode: req.mode,
+      prompt: promptIds,
+      maxNewTokens: req.maxNewTokens,
+      eosTokens: spec.eosTokenIds,
+      sampling: req.sampling,
+      source,
+      width: req.width,
+      maxDepth: req.depth,
+      treeDepth: req.depth,
+      treeWidth: req.width,
+      onToken: (tok) => {
+        if (streamer && window.__specpipeStream) window.__specpipeStream(streamer.push(tok));
+      },
+    });
+    const generateMs = performance.now() - t1;
+    const m = result.metrics;
+    const report: LocalRunReport = {
+      tokens: result.tokens,
+      text: model.tokenizer ? model.tokenizer.decode(result.tokens) : null,
+      promptIds,
+      stopReason: result.stopReason,
+      stages: roles.map(describeRole),
+      adapter: ctx.description,
+      weightBytes: stages.reduce((a, s) => a + s.weightBytes, 0),
+      timings: {
+        loadMs,
+        generateMs,
+        ttftMs: m.ttftMs,
+        tbtP50Ms: m.tbtP50Ms,
+        tbtP95Ms: m.tbtP95Ms,
+        tokensPerSecond: result.tokens.length > 1 && m.ttftMs !== null ? ((result.tokens.length - 1) * 1000) / (m.totalMs - m.ttftMs) : null,
+      },
+      metrics: m,
+      warnings: model.warnings,
+    };
+    if (req.dumpLogits) {
+      report.logits = [];
+      for (let i = 0; i < Math.min(req.dumpLogits, result.tokens.length); i++) {
+        const l = logitsByPos.get(promptIds.length - 1 + i);
+        if (!l) throw new Error(`no logits recorded for generated token ${i}`);
+        report.logits.push(Array.from(l));
+      }
+    }
+    return report;
+  } finally {
+    for (const s of stagesUsed) s.destroy();
+    ctx.device.destroy();
+  }
+}

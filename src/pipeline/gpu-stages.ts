@@ -1,0 +1,48 @@
+// Builds GPU stages of a loaded model in this tab: fetch a role's tensors (Range reads, cache),
+// upload them, and adapt the Stage to what the runner and the draft source expect.
+import type { LoadedModel } from '../model/index.ts';
+import { loadStageTensors } from '../model/index.ts';
+import type { StageRole, WeightFormat } from '../model/types.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { Stage } from '../gpu/stage.ts';
+import type { DraftModel } from '../spec/draft-source.ts';
+
+export interface BuildStageOptions {
+  numSlots: number;
+  format?: WeightFormat | 'auto';
+  cache?: boolean;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export async function buildStage(ctx: GpuContext, model: LoadedModel, role: StageRole, opts: BuildStageOptions): Promise<Stage> {
+  const tensors = await loadStageTensors(model.source, model.spec, role, {
+    format: opts.format ?? 'auto',
+    cache: opts.cache,
+    onProgress: opts.onProgress,
+    signal: opts.signal,
+    index: model.tensorIndex,
+  });
+  return Stage.create(
+    ctx,
+    model.spec,
+    role,
+    (name) => {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`stage ${role.layers.start}-${role.layers.end}: tensor ${name} was not loaded`);
+      return t;
+    },
+    { numSlots: opts.numSlots },
+  );
+}
+
+/** A whole-model Stage as the draft source's model. */
+export function draftModelOf(stage: Stage, vocabSize: number): DraftModel {
+  return {
+    vocabSize,
+    forward: (b) => stage.forward(b),
+    commitSlots: (s) => stage.kv.commit(s),
+    releaseSlots: (s) => stage.kv.release(s),
+    resetSlots: () => stage.kv.reset(),
+  };
+}
