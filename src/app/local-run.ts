@@ -1,18 +1,11 @@
 // One generation in this tab, every stage local: the engine behind `npm run generate --mode single`
 // (and local pp/specpipe/tree runs), called by the command line through Playwright.
 import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
-import { createGpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
-import { buildStage, draftModelOf } from '../pipeline/gpu-stages.ts';
-import { splitLayers, describeRole } from '../pipeline/layers.ts';
-import { LocalPipeline } from '../pipeline/local-pipeline.ts';
 import type { LevelPacket, ResultPacket } from '../pipeline/packets.ts';
 import type { Pipeline } from '../spec/pipeline.ts';
-import { generate, reservedSlots, type GenerateMetrics, type Mode, type StopReason } from '../spec/scheduler.ts';
-import { DraftModelSource } from '../spec/draft-source.ts';
-import { NgramSource } from '../spec/ngram-source.ts';
-import type { SpeculativeSource } from '../spec/source.ts';
+import { reservedSlots, type GenerateMetrics, type Mode, type StopReason } from '../spec/scheduler.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
+import { LocalEngine } from './local-engine.ts';
 
 export interface LocalRunRequest {
   modelUrl: string;
@@ -87,7 +80,6 @@ function tapLogits(inner: Pipeline, byPosition: Map<number, Float32Array>): Pipe
 
 export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
   const t0 = performance.now();
-  const ctx = await createGpuContext();
   const model: LoadedModel = await loadModel(urlSource(req.modelUrl));
   const spec = model.spec;
   let promptIds = req.promptIds ?? [];
@@ -103,48 +95,31 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
   const numStages = req.mode === 'single' ? 1 : (req.stages ?? 1);
   const maxLen = Math.min(spec.maxPositions, promptIds.length + req.maxNewTokens + 1);
   const numSlots = maxLen + reservedSlots(req.mode, numStages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width });
-  const roles = splitLayers(spec.numLayers, new Array(numStages).fill(1));
-  const stages: Stage[] = [];
-  const stagesUsed: Stage[] = [];
+  const draftKind = req.draft ?? (req.draftUrl ? 'model' : 'none');
+  const speculative = req.mode === 'specpipe' || req.mode === 'tree';
+  let draft: LoadedModel | null = null;
+  if (speculative && draftKind === 'model') {
+    if (!req.draftUrl) throw new Error('a draft model URL is needed for --draft model');
+    draft = await loadModel(urlSource(req.draftUrl), { tokenizer: false });
+  }
+  const engine = await LocalEngine.create(model, { stages: numStages, numSlots, draft });
   try {
-    for (const role of roles) {
-      const st = await buildStage(ctx, model, role, { numSlots });
-      stages.push(st);
-      stagesUsed.push(st);
-    }
-    let source: SpeculativeSource | null = null;
-    const draftKind = req.draft ?? (req.draftUrl ? 'model' : 'none');
-    if ((req.mode === 'specpipe' || req.mode === 'tree') && draftKind === 'model') {
-      if (!req.draftUrl) throw new Error('a draft model URL is needed for --draft model');
-      const draft = await loadModel(urlSource(req.draftUrl), { tokenizer: false });
-      if (draft.spec.vocabSize !== spec.vocabSize) throw new Error(`draft vocabulary ${draft.spec.vocabSize} differs from the target's ${spec.vocabSize}: they must share a tokenizer`);
-      const st = await buildStage(ctx, draft, { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true }, { numSlots });
-      stagesUsed.push(st);
-      source = new DraftModelSource(draftModelOf(st, spec.vocabSize));
-    } else if ((req.mode === 'specpipe' || req.mode === 'tree') && draftKind === 'ngram') {
-      source = new NgramSource();
-    }
     const loadMs = performance.now() - t0;
-
     const logitsByPos = new Map<number, Float32Array>();
-    const local = new LocalPipeline(
-      stages.map((compute, i) => ({ compute, role: roles[i] })),
-      numSlots,
-    );
-    const pipeline = req.dumpLogits ? tapLogits(local, logitsByPos) : local;
     const streamer = req.stream && model.tokenizer ? model.tokenizer.stream() : null;
     const t1 = performance.now();
-    const result = await generate(pipeline, {
+    const result = await engine.run({
       mode: req.mode,
       prompt: promptIds,
       maxNewTokens: req.maxNewTokens,
       eosTokens: spec.eosTokenIds,
       sampling: req.sampling,
-      source,
+      draft: speculative ? draftKind : 'none',
       width: req.width,
       maxDepth: req.depth,
       treeDepth: req.depth,
       treeWidth: req.width,
+      wrap: req.dumpLogits ? (p) => tapLogits(p, logitsByPos) : undefined,
       onToken: (tok) => {
         if (streamer && window.__specpipeStream) window.__specpipeStream(streamer.push(tok));
       },
@@ -156,16 +131,16 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
       text: model.tokenizer ? model.tokenizer.decode(result.tokens) : null,
       promptIds,
       stopReason: result.stopReason,
-      stages: roles.map(describeRole),
-      adapter: ctx.description,
-      weightBytes: stages.reduce((a, s) => a + s.weightBytes, 0),
+      stages: engine.stageDescriptions,
+      adapter: engine.adapter,
+      weightBytes: engine.weightBytes,
       timings: {
         loadMs,
         generateMs,
         ttftMs: m.ttftMs,
         tbtP50Ms: m.tbtP50Ms,
         tbtP95Ms: m.tbtP95Ms,
-        tokensPerSecond: result.tokens.length > 1 && m.ttftMs !== null ? ((result.tokens.length - 1) * 1000) / (m.totalMs - m.ttftMs) : null,
+        tokensPerSecond: tokensPerSecond(result.tokens.length, m),
       },
       metrics: m,
       warnings: model.warnings,
@@ -180,7 +155,11 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
     }
     return report;
   } finally {
-    for (const s of stagesUsed) s.destroy();
-    ctx.device.destroy();
+    engine.destroy();
   }
+}
+
+/** Decode rate of `emitted` tokens after the first one (the prompt's prefill excluded). */
+export function tokensPerSecond(emitted: number, m: GenerateMetrics): number | null {
+  return emitted > 1 && m.ttftMs !== null ? ((emitted - 1) * 1000) / (m.totalMs - m.ttftMs) : null;
 }

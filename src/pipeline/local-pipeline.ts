@@ -3,13 +3,15 @@
 import type { Pipeline } from '../spec/pipeline.ts';
 import type { StageRole } from '../model/types.ts';
 import type { LevelPacket, RequestConfig, ResultPacket } from './packets.ts';
-import { StageRunner, type StageCompute, type StageStats } from './stage-runner.ts';
+import { StageRunner, type PacketTrace, type StageCompute, type StageStats } from './stage-runner.ts';
 
 export class LocalPipeline implements Pipeline {
   private readonly runners: StageRunner[];
   private readonly handlers = new Set<(r: ResultPacket) => void>();
   private waiters: (() => void)[] = [];
   private error: Error | null = null;
+  /** Observes every packet each stage (0-based) computes. */
+  onPacket: ((stage: number, p: PacketTrace) => void) | null = null;
 
   constructor(
     stages: { compute: StageCompute; role: StageRole }[],
@@ -33,6 +35,7 @@ export class LocalPipeline implements Pipeline {
         },
         () => this.wake(),
       );
+      runner.onPacket = (p) => this.onPacket?.(i, p);
       runner.onError = (e) => {
         this.error = e;
         this.wake();

@@ -20,6 +20,16 @@ export interface StageStats {
   busyMs: number;
 }
 
+/** One packet as a stage handled it: for live views of the pipeline (which level is where). */
+export interface PacketTrace {
+  step: number;
+  epoch: number;
+  rowsComputed: number;
+  rowsDropped: number;
+  startMs: number;
+  endMs: number;
+}
+
 export class StageRunner {
   private readonly inbox: LevelPacket[] = [];
   private running = false;
@@ -28,6 +38,8 @@ export class StageRunner {
   readonly stats: StageStats = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0 };
   /** Called with any error of a forward; the runner stops taking packets after one. */
   onError: (e: Error) => void = (e) => console.error(e);
+  /** Called after each packet is computed, before it is passed on. */
+  onPacket: ((p: PacketTrace) => void) | null = null;
   private failed = false;
 
   constructor(
@@ -104,7 +116,9 @@ export class StageRunner {
       out = await this.compute.forward(this.batchOf(packet, rows, keep, logitsRows));
       this.stats.rowsComputed += rows.length;
     }
-    this.stats.busyMs += performance.now() - t0;
+    const t1 = performance.now();
+    this.stats.busyMs += t1 - t0;
+    this.onPacket?.({ step: packet.step, epoch: packet.epoch, rowsComputed: rows.length, rowsDropped: packet.rows.length - keep.length, startMs: t0, endMs: t1 });
     if (this.role.head) {
       this.emit({
         result: {

@@ -43,8 +43,11 @@ export interface GenerateOptions {
   treeWidth?: number;
   /** Prompt rows per prefill level (default 64). */
   prefillChunk?: number;
-  /** Called for every emitted token, in order. */
-  onToken?: (token: number, index: number) => void;
+  /**
+   * Called for every emitted token, in order. `hit`: the token was an in-flight child of the root
+   * (specpipe/tree), so the token after it is already on its way (live views show hits/misses).
+   */
+  onToken?: (token: number, index: number, hit: boolean) => void;
   signal?: AbortSignal;
   /** Clock in ms (default performance.now). */
   now?: () => number;
@@ -253,7 +256,7 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
       if (eos.has(x)) stop = 'eos';
       else {
         tokens.push(x);
-        o.onToken?.(x, tokens.length - 1);
+        o.onToken?.(x, tokens.length - 1, out.hit);
         if (tokens.length >= o.maxNewTokens || out.position >= maxLen - 1) stop = 'length';
       }
       // A commit's hit decides how long the NEXT token takes (its root is already in flight or
