@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, ProtocolError, type MeshMessage } from '../src/mesh/protocol.ts';
 import { FrameAssembler, FramingError, splitFrames } from '../src/mesh/framing.ts';
-import { randomLevel, randomResult, rng } from './mesh-helpers.ts';
+import { randomLevel, randomResult, rng, stageWorkMessages } from './mesh-helpers.ts';
 
 const N = Number(process.env.FUZZ_ITERATIONS ?? 20_000);
 
@@ -34,6 +34,7 @@ function validSamples(rand: () => number): Uint8Array[] {
   out.push(encodeMessage({ type: 'assign', ring: 1, index: 0, count: 2, prev: 'a', next: 'b' }));
   out.push(encodeMessage({ type: 'ping', seq: 1, time: 5 }));
   out.push(encodeMessage({ type: 'error', code: 'x', message: 'y' }));
+  for (const m of stageWorkMessages) out.push(encodeMessage(m));
   return out;
 }
 

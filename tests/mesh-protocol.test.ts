@@ -9,7 +9,7 @@ import {
   type MeshMessage,
 } from '../src/mesh/protocol.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/mesh/f16.ts';
-import { randomLevel, randomResult, rng } from './mesh-helpers.ts';
+import { randomLevel, randomResult, rng, stageWorkMessages } from './mesh-helpers.ts';
 
 function expectProtocolError(f: () => unknown, code: string): void {
   try {
@@ -55,6 +55,17 @@ describe('mesh protocol', () => {
       { type: 'bye', reason: 'tab closed' },
     ];
     for (const m of msgs) expect(decodeMessage(encodeMessage(m))).toEqual(m);
+  });
+
+  it('round-trips stage-work messages and rejects bad values in them', () => {
+    for (const m of stageWorkMessages) expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    const load = stageWorkMessages.find((m) => m.type === 'load')!;
+    expect(() => encodeMessage({ ...load, start: 4, end: 4 } as MeshMessage)).toThrow(/load of layers \[4, 4\)/);
+    expect(() => encodeMessage({ type: 'progress', load: 1, done: -1, total: 2 })).toThrow(ProtocolError);
+    // A load whose layer range is reversed on the wire is refused by the decoder too.
+    const bytes = encodeMessage(load);
+    new DataView(bytes.buffer).setUint32(32 + 4, 9, true); // start = 9 > end
+    expect(() => decodeMessage(bytes)).toThrow(/inconsistent: load of layers \[9, 5\)/);
   });
 
   it('carries a 64 KiB+ hidden payload, f32 exact and f16 rounded', () => {

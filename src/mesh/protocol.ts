@@ -17,7 +17,9 @@
 // Result meta: nodes u32[rows], tokens u32[rows], logitsRows n u32, u32[n]
 //   payload:   logits [logitsRows × vocab]
 // Config meta: temperature f64, topK u32, topP f64 (header request = config.request)
-// Control:     strings are u16 byte length + UTF-8.
+// Control:     strings are u16 byte length + UTF-8; numbers that may be absent are f64 NaN.
+// Stage work (direct lane, leader <-> stage): info, load, progress, loaded, credit, query, stats;
+// their request ids live in the metadata (the header's request field is the level/config one).
 
 import type { LevelPacket, ResultPacket, RequestConfig, RowMeta, Verdict } from '../pipeline/packets.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
@@ -50,7 +52,21 @@ export type MeshMessage =
   | { type: 'ping'; seq: number; time: number }
   | { type: 'pong'; seq: number; time: number }
   | { type: 'error'; code: string; message: string }
-  | { type: 'bye'; reason: string };
+  | { type: 'bye'; reason: string }
+  /** Stage -> leader after joining: its adapter and measured matrix-vector bandwidth (GB/s). */
+  | { type: 'info'; device: string; gbps: number }
+  /** Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots. */
+  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype }
+  /** Stage -> leader: bytes of weights fetched so far for load `load`. */
+  | { type: 'progress'; load: number; done: number; total: number }
+  /** Stage -> leader: load `load` finished (error '' when it worked). */
+  | { type: 'loaded'; load: number; weightBytes: number; ms: number; error: string }
+  /** Stage 1 -> leader: levels of `request` it has processed (flow control). */
+  | { type: 'credit'; request: number; processed: number }
+  /** Leader -> stage: send your stats for `request`. */
+  | { type: 'query'; request: number }
+  /** Stage -> leader: its work on `request` and the round trip of its link to the next node. */
+  | { type: 'stats'; request: number; packets: number; rowsComputed: number; rowsDropped: number; busyMs: number; spanMs: number; nextRttP50Ms: number | null; nextRttP95Ms: number | null; nextRttSamples: number };
 
 export type MeshMessageType = MeshMessage['type'];
 
@@ -65,6 +81,13 @@ const TYPE_CODES: Record<MeshMessageType, number> = {
   pong: 20,
   error: 21,
   bye: 22,
+  info: 23,
+  load: 24,
+  progress: 25,
+  loaded: 26,
+  credit: 27,
+  query: 28,
+  stats: 29,
 };
 const TYPE_NAMES = new Map<number, MeshMessageType>(
   Object.entries(TYPE_CODES).map(([k, v]) => [v, k as MeshMessageType]),
@@ -259,6 +282,17 @@ function checkIndices(list: readonly number[], bound: number, what: string): voi
 function checkTime(t: number, what: string): void {
   if (!Number.isFinite(t)) throw new ProtocolError('bad-value', `${what} must be finite`);
 }
+function checkAmount(v: number, what: string): void {
+  if (!(Number.isFinite(v) && v >= 0)) throw new ProtocolError('bad-value', `${what} must be a finite number >= 0, got ${v}`);
+}
+function checkOptionalAmount(v: number | null, what: string): void {
+  if (v !== null) checkAmount(v, what);
+}
+function checkLoad(m: Extract<MeshMessage, { type: 'load' }>): void {
+  for (const k of ['load', 'start', 'end', 'numSlots'] as const) checkU32(m[k], `load.${k}`);
+  if (m.start >= m.end) throw new ProtocolError('inconsistent', `load of layers [${m.start}, ${m.end})`);
+}
+const WIRE_CODES: Record<PayloadDtype, number> = { f32: 1, f16: 2 };
 
 // ---------------------------------------------------------------- encode
 
@@ -374,6 +408,58 @@ export function encodeMessage(msg: MeshMessage, opts: EncodeOptions = {}): Uint8
       break;
     case 'bye':
       meta.str(msg.reason);
+      break;
+    case 'info':
+      checkAmount(msg.gbps, 'info.gbps');
+      meta.str(msg.device);
+      meta.f64(msg.gbps);
+      break;
+    case 'load':
+      checkLoad(msg);
+      meta.u32(msg.load);
+      meta.u32(msg.start);
+      meta.u32(msg.end);
+      meta.u32(msg.numSlots);
+      meta.u8((msg.embed ? 1 : 0) | (msg.head ? 2 : 0));
+      meta.u8(WIRE_CODES[msg.wire]);
+      meta.str(msg.modelUrl);
+      break;
+    case 'progress':
+      checkU32(msg.load, 'progress.load');
+      checkAmount(msg.done, 'progress.done');
+      checkAmount(msg.total, 'progress.total');
+      meta.u32(msg.load);
+      meta.f64(msg.done);
+      meta.f64(msg.total);
+      break;
+    case 'loaded':
+      checkU32(msg.load, 'loaded.load');
+      checkAmount(msg.weightBytes, 'loaded.weightBytes');
+      checkAmount(msg.ms, 'loaded.ms');
+      meta.u32(msg.load);
+      meta.f64(msg.weightBytes);
+      meta.f64(msg.ms);
+      meta.str(msg.error);
+      break;
+    case 'credit':
+      checkU32(msg.request, 'credit.request');
+      checkU32(msg.processed, 'credit.processed');
+      meta.u32(msg.request);
+      meta.u32(msg.processed);
+      break;
+    case 'query':
+      checkU32(msg.request, 'query.request');
+      meta.u32(msg.request);
+      break;
+    case 'stats':
+      for (const k of ['request', 'packets', 'rowsComputed', 'rowsDropped', 'nextRttSamples'] as const) checkU32(msg[k], `stats.${k}`);
+      for (const k of ['busyMs', 'spanMs'] as const) checkAmount(msg[k], `stats.${k}`);
+      for (const k of ['nextRttP50Ms', 'nextRttP95Ms'] as const) checkOptionalAmount(msg[k], `stats.${k}`);
+      for (const k of ['request', 'packets', 'rowsComputed', 'rowsDropped', 'nextRttSamples'] as const) meta.u32(msg[k]);
+      meta.f64(msg.busyMs);
+      meta.f64(msg.spanMs);
+      meta.f64(msg.nextRttP50Ms ?? NaN);
+      meta.f64(msg.nextRttP95Ms ?? NaN);
       break;
     default: {
       const never: never = msg;
@@ -587,6 +673,45 @@ function decodeBody(bytes: Uint8Array, h: MessageHeader): MeshMessage {
     case 'bye':
       msg = { type: 'bye', reason: r.str('reason') };
       break;
+    case 'info':
+      msg = { type: 'info', device: r.str('device'), gbps: r.f64('gbps') };
+      checkAmount(msg.gbps, 'info.gbps');
+      break;
+    case 'load': {
+      const [load, start, end, numSlots] = [r.u32('load'), r.u32('start'), r.u32('end'), r.u32('numSlots')];
+      const flags = r.u8('load flags');
+      if (flags > 3) throw new ProtocolError('bad-value', `load flags ${flags}`);
+      const wireCode = r.u8('wire dtype');
+      const wire = wireCode === 1 ? 'f32' : wireCode === 2 ? 'f16' : null;
+      if (!wire) throw new ProtocolError('bad-value', `wire dtype ${wireCode}`);
+      msg = { type: 'load', load, modelUrl: r.str('modelUrl'), start, end, embed: (flags & 1) !== 0, head: (flags & 2) !== 0, numSlots, wire };
+      checkLoad(msg);
+      break;
+    }
+    case 'progress':
+      msg = { type: 'progress', load: r.u32('load'), done: r.f64('done'), total: r.f64('total') };
+      checkAmount(msg.done, 'progress.done');
+      checkAmount(msg.total, 'progress.total');
+      break;
+    case 'loaded':
+      msg = { type: 'loaded', load: r.u32('load'), weightBytes: r.f64('weightBytes'), ms: r.f64('ms'), error: r.str('error') };
+      checkAmount(msg.weightBytes, 'loaded.weightBytes');
+      checkAmount(msg.ms, 'loaded.ms');
+      break;
+    case 'credit':
+      msg = { type: 'credit', request: r.u32('request'), processed: r.u32('processed') };
+      break;
+    case 'query':
+      msg = { type: 'query', request: r.u32('request') };
+      break;
+    case 'stats': {
+      const [request, packets, rowsComputed, rowsDropped, nextRttSamples] = [r.u32('request'), r.u32('packets'), r.u32('rowsComputed'), r.u32('rowsDropped'), r.u32('nextRttSamples')];
+      const [busyMs, spanMs, p50, p95] = [r.f64('busyMs'), r.f64('spanMs'), r.f64('nextRttP50Ms'), r.f64('nextRttP95Ms')];
+      msg = { type: 'stats', request, packets, rowsComputed, rowsDropped, busyMs, spanMs, nextRttP50Ms: Number.isNaN(p50) ? null : p50, nextRttP95Ms: Number.isNaN(p95) ? null : p95, nextRttSamples };
+      for (const k of ['busyMs', 'spanMs'] as const) checkAmount(msg[k], `stats.${k}`);
+      for (const k of ['nextRttP50Ms', 'nextRttP95Ms'] as const) checkOptionalAmount(msg[k], `stats.${k}`);
+      break;
+    }
   }
   if (h.type !== 'level' && h.type !== 'result') {
     r.finish();
