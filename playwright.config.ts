@@ -18,6 +18,7 @@ export default defineConfig({
   webServer: {
     command: `npx vite --port ${port} --strictPort`,
     url: `http://127.0.0.1:${port}/e2e/harness.html`,
+    env: { VITE_NO_WATCH: '1' },
     reuseExistingServer: false,
     timeout: 60_000,
   },

@@ -4,7 +4,8 @@ import { signallingPlugin } from './src/server/vite-plugin.ts';
 export default defineConfig({
   // WebRTC signalling for the mesh at ws(s)://<dev server>/signal (MESH_ICE_SERVERS: JSON iceServers).
   plugins: [signallingPlugin()],
-  server: { host: '127.0.0.1', port: 5173 },
+  // Tests set VITE_NO_WATCH: an edit under the tree while they run would otherwise reload their pages.
+  server: { host: '127.0.0.1', port: 5173, watch: process.env.VITE_NO_WATCH ? null : undefined },
   build: { target: 'es2022', outDir: 'dist' },
   worker: { format: 'es' },
   // Pre-bundle every browser dependency up front: a dependency discovered mid-run makes Vite reload
