@@ -6,6 +6,8 @@ import type { SamplingSettings } from '../src/spec/sampling.ts';
 import type { SpeculativeSource } from '../src/spec/source.ts';
 import type { DraftModel } from '../src/spec/draft-source.ts';
 import type { RowBatch, StageOutput } from '../src/gpu/types.ts';
+import type { StageCompute } from '../src/pipeline/stage-runner.ts';
+import { selectToken } from '../src/spec/sampling.ts';
 
 export const VOCAB = 48;
 export const EOS = 0;
@@ -151,5 +153,65 @@ export class ToyDraftModel implements DraftModel {
     this.committed.length = 0;
     this.committedSet.clear();
     this.kv.clear();
+  }
+}
+
+/** A stage whose "hidden state" is the token id; it keeps and checks its own KV like a real one. */
+export class ToyStage implements StageCompute {
+  private readonly committed: number[] = [];
+  private readonly committedSet = new Set<number>();
+  private readonly written = new Map<number, { token: number; position: number }>();
+  readonly kv = {
+    commit: (slots: Iterable<number>) => {
+      for (const s of slots) {
+        const e = this.written.get(s);
+        if (!e || this.committedSet.has(s) || e.position !== this.committed.length) throw new Error(`stage ${this.index}: bad commit ${s}`);
+        this.committed.push(s);
+        this.committedSet.add(s);
+      }
+    },
+    release: (slots: Iterable<number>) => {
+      for (const s of slots) {
+        if (this.committedSet.has(s)) throw new Error(`stage ${this.index}: release of committed ${s}`);
+        this.written.delete(s);
+      }
+    },
+    /** A new request: forget everything. */
+    reset: () => {
+      this.committed.length = 0;
+      this.committedSet.clear();
+      this.written.clear();
+    },
+  };
+  constructor(
+    private readonly index: number,
+    private readonly last: boolean,
+    private readonly target: TargetModel,
+  ) {}
+
+  async forward(b: RowBatch): Promise<StageOutput> {
+    await new Promise((r) => setImmediate(r)); // let the other stages and the leader run
+    const R = b.positions.length;
+    const tokens = b.tokens ? Array.from(b.tokens) : Array.from(b.hidden!.subarray(0, R));
+    const out = new Int32Array(R);
+    for (let r = 0; r < R; r++) {
+      if (this.committedSet.has(b.slots[r]) || this.written.has(b.slots[r])) throw new Error(`stage ${this.index}: slot ${b.slots[r]} overwritten`);
+      let pos = this.committed.length;
+      for (const a of b.ancestors[r]) {
+        const e = this.written.get(a);
+        if (!e || this.committedSet.has(a) || e.position !== pos++) throw new Error(`stage ${this.index}: bad ancestor ${a}`);
+      }
+      if (b.positions[r] !== pos) throw new Error(`stage ${this.index}: bad position`);
+      this.written.set(b.slots[r], { token: tokens[r], position: b.positions[r] });
+      if (this.last) {
+        const prefix = [...this.committed, ...b.ancestors[r], b.slots[r]].map((s) => this.written.get(s)!.token);
+        out[r] = selectToken(this.target(prefix), b.sampling![r], b.sampling![r].uniform);
+      }
+    }
+    return this.last ? { tokens: out } : { hidden: Float32Array.from(tokens) };
+  }
+
+  heldSlots(): number {
+    return this.written.size - this.committed.length;
   }
 }
