@@ -1,0 +1,77 @@
+// Live generation statistics from token and stage events. Pure: tested in Node.
+import type { PacketTrace } from '../pipeline/stage-runner.ts';
+import { percentile, specpipeBound } from '../spec/scheduler.ts';
+
+export interface StatsSnapshot {
+  tokens: number;
+  /** Decode rate after the first token. */
+  tokensPerSecond: number | null;
+  lastTbtMs: number | null;
+  tbtP50Ms: number | null;
+  tbtP95Ms: number | null;
+  hits: number;
+  misses: number;
+  hitRate: number | null;
+  /** Mean compute time of one level on one stage: the "pipeline step". */
+  stepMs: number | null;
+  /** Tokens per step: decode rate x step time. */
+  tokensPerStep: number | null;
+  /** 1 / (p + (1-p) S) for the measured hit rate p (p = 0 without speculation). */
+  boundTokensPerStep: number | null;
+}
+
+export class LiveStats {
+  private readonly times: number[] = [];
+  private hits = 0;
+  private misses = 0;
+  private lastHit: boolean | null = null;
+  private busyMs = 0;
+  private packets = 0;
+
+  constructor(
+    private readonly stages: number,
+    /** Whether the mode speculates (else every token counts as a miss: one full trip each). */
+    private readonly speculative: boolean,
+  ) {}
+
+  /** A committed token at time `t` (ms); `hit` says whether the NEXT one is already in flight. */
+  token(t: number, hit: boolean): void {
+    // A commit's hit decides the next token's wait, so it is counted when that token arrives.
+    if (this.lastHit !== null) {
+      if (this.lastHit) this.hits++;
+      else this.misses++;
+    }
+    this.lastHit = hit;
+    this.times.push(t);
+  }
+
+  packet(p: PacketTrace): void {
+    if (p.rowsComputed === 0) return;
+    this.busyMs += p.endMs - p.startMs;
+    this.packets++;
+  }
+
+  snapshot(): StatsSnapshot {
+    const n = this.times.length;
+    const gaps = this.times.slice(1).map((t, i) => t - this.times[i]);
+    const span = n > 1 ? this.times[n - 1] - this.times[0] : 0;
+    const tokensPerSecond = span > 0 ? ((n - 1) * 1000) / span : null;
+    const judged = this.hits + this.misses;
+    const hitRate = judged > 0 ? this.hits / judged : null;
+    const stepMs = this.packets > 0 ? this.busyMs / this.packets : null;
+    const p = this.speculative ? hitRate : 0;
+    return {
+      tokens: n,
+      tokensPerSecond,
+      lastTbtMs: gaps.length ? gaps[gaps.length - 1] : null,
+      tbtP50Ms: percentile(gaps, 0.5),
+      tbtP95Ms: percentile(gaps, 0.95),
+      hits: this.hits,
+      misses: this.misses,
+      hitRate: this.speculative ? hitRate : null,
+      stepMs,
+      tokensPerStep: tokensPerSecond !== null && stepMs !== null ? (tokensPerSecond * stepMs) / 1000 : null,
+      boundTokensPerStep: p === null ? null : specpipeBound(p, this.stages).tokensPerStep,
+    };
+  }
+}

@@ -1,0 +1,65 @@
+// The settings form, read and validated into what a generation needs. Pure: tested in Node.
+import type { Mode } from '../spec/scheduler.ts';
+import type { DraftKind } from '../app/local-engine.ts';
+import type { SamplingSettings } from '../spec/sampling.ts';
+
+export const MODES: readonly Mode[] = ['single', 'pp', 'tree', 'specpipe'];
+export const DRAFTS: readonly DraftKind[] = ['model', 'ngram', 'none'];
+/** UI caps on W and depth: the engine reserves KV slots for the largest tree they allow. */
+export const MAX_WIDTH = 8;
+export const MAX_DEPTH = 8;
+
+export interface ChatSettings {
+  mode: Mode;
+  /** Target stages in this tab (single mode always uses one). */
+  stages: number;
+  width: number;
+  depth: number;
+  draft: DraftKind;
+  sampling: SamplingSettings;
+  maxTokens: number;
+  /** Longest prompt + output the KV cache holds. */
+  context: number;
+}
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+function int(get: (name: string) => string, name: string, min: number, max: number): number {
+  const v = Number(get(name));
+  if (!Number.isInteger(v) || v < min || v > max) throw new SettingsError(`${name} must be a whole number from ${min} to ${max}`);
+  return v;
+}
+
+function real(get: (name: string) => string, name: string, min: number, max: number): number {
+  const v = Number(get(name));
+  if (get(name).trim() === '' || !Number.isFinite(v) || v < min || v > max) throw new SettingsError(`${name} must be a number from ${min} to ${max}`);
+  return v;
+}
+
+function oneOf<T extends string>(get: (name: string) => string, name: string, values: readonly T[]): T {
+  const v = get(name) as T;
+  if (!values.includes(v)) throw new SettingsError(`${name} must be one of ${values.join(', ')}`);
+  return v;
+}
+
+/** Reads settings by form field name (FormData.get, or a plain record in tests). */
+export function parseSettings(get: (name: string) => string): ChatSettings {
+  const mode = oneOf(get, 'mode', MODES);
+  return {
+    mode,
+    stages: mode === 'single' ? 1 : int(get, 'stages', 1, 64),
+    width: int(get, 'width', 1, MAX_WIDTH),
+    depth: int(get, 'depth', 1, MAX_DEPTH),
+    draft: oneOf(get, 'draft', DRAFTS),
+    sampling: {
+      temperature: real(get, 'temperature', 0, 5),
+      topP: real(get, 'top-p', 0, 1),
+      topK: int(get, 'top-k', 0, 1_000_000),
+      seed: int(get, 'seed', 0, 2 ** 31 - 1),
+    },
+    maxTokens: int(get, 'max-tokens', 1, 4096),
+    context: int(get, 'context', 16, 32768),
+  };
+}
