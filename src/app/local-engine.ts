@@ -118,11 +118,7 @@ export class LocalEngine {
   }
 
   private sourceFor(kind: DraftKind | undefined): SpeculativeSource | null {
-    const k = kind ?? (this.draftStage ? 'model' : 'none');
-    if (k === 'ngram') return new NgramSource();
-    if (k === 'none') return null;
-    if (!this.draftStage) throw new Error('no draft model is loaded (load one, or use the n-gram source)');
-    return new DraftModelSource(draftModelOf(this.draftStage, this.model.spec.vocabSize));
+    return speculativeSource(kind, this.draftStage, this.model.spec.vocabSize);
   }
 
   destroy(): void {
@@ -132,4 +128,13 @@ export class LocalEngine {
     this.draftStage?.destroy();
     this.ctx.device.destroy();
   }
+}
+
+/** The source a run asks for (default: the draft model if one is loaded, else none). */
+export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage | null, vocabSize: number): SpeculativeSource | null {
+  const k = kind ?? (draftStage ? 'model' : 'none');
+  if (k === 'ngram') return new NgramSource();
+  if (k === 'none') return null;
+  if (!draftStage) throw new Error('no draft model is loaded (load one, or use the n-gram source)');
+  return new DraftModelSource(draftModelOf(draftStage, vocabSize));
 }

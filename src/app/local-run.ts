@@ -82,14 +82,7 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
   const t0 = performance.now();
   const model: LoadedModel = await loadModel(urlSource(req.modelUrl));
   const spec = model.spec;
-  let promptIds = req.promptIds ?? [];
-  if (req.prompt !== undefined) {
-    if (!model.tokenizer) throw new Error(`${req.modelUrl} has no tokenizer.json: pass --prompt-ids instead of --prompt`);
-    promptIds = model.tokenizer.encode(req.prompt);
-  }
-  if (promptIds.length === 0) throw new Error('the prompt is empty');
-  const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= spec.vocabSize);
-  if (bad !== undefined) throw new Error(`prompt id ${bad} is outside the vocabulary [0, ${spec.vocabSize})`);
+  const promptIds = promptIdsOf(model, req.modelUrl, req);
   if (req.dumpLogits && (req.mode === 'specpipe' || req.mode === 'tree')) throw new Error('--dump-logits works with --mode single or pp');
 
   const numStages = req.mode === 'single' ? 1 : (req.stages ?? 1);
@@ -157,6 +150,19 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
   } finally {
     engine.destroy();
   }
+}
+
+/** The prompt as token ids: `prompt` through the model's tokenizer, or `promptIds`; checked against the vocabulary. */
+export function promptIdsOf(model: LoadedModel, modelUrl: string, req: { prompt?: string; promptIds?: number[] }): number[] {
+  let promptIds = req.promptIds ?? [];
+  if (req.prompt !== undefined) {
+    if (!model.tokenizer) throw new Error(`${modelUrl} has no tokenizer.json: pass --prompt-ids instead of --prompt`);
+    promptIds = model.tokenizer.encode(req.prompt);
+  }
+  if (promptIds.length === 0) throw new Error('the prompt is empty');
+  const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= model.spec.vocabSize);
+  if (bad !== undefined) throw new Error(`prompt id ${bad} is outside the vocabulary [0, ${model.spec.vocabSize})`);
+  return promptIds;
 }
 
 /** Decode rate of `emitted` tokens after the first one (the prompt's prefill excluded). */
