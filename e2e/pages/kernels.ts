@@ -1,19 +1,16 @@
-// Browser side of e2e/kernels.spec.ts: every kernel against the CPU reference (src/gpu/reference.ts),
-// batch independence, and whole stages (random tiny Llama) against the CPU reference forward.
+// Checks of e2e/kernel-suite.ts: every kernel against the CPU reference (src/gpu/reference.ts),
+// batch independence, and whole stages (random tiny Llama) against the CPU reference forward. Runs
+// wherever navigator.gpu is: in the page of e2e/kernels.spec.ts, or in Node (src/cli/node-gpu-main.ts).
 import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer, type BindingResource } from '../../src/gpu/kernels.ts';
+import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, type BindingResource } from '../../src/gpu/kernels.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
-import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
+import { RefStage, halfToFloat, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
 import { prng, randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/testing.ts';
+import type { Check } from './kernel-suite.ts';
 
-export interface Check {
-  name: string;
-  maxErr: number;
-  tol: number;
-  ok: boolean;
-}
+export type { Check };
 
 let ctxP: Promise<GpuContext> | undefined;
 function gpu(): Promise<GpuContext> {
@@ -97,9 +94,9 @@ function check(out: Check[], name: string, got: Float32Array, want: Float32Array
   out.push({ name, maxErr: e, tol, ok: e <= tol });
 }
 
-export async function adapter(): Promise<{ description: string; features: Record<string, boolean> }> {
+export async function adapter(): Promise<{ description: string; features: Record<string, boolean>; info: GpuContext['info'] }> {
   const c = await gpu();
-  return { description: c.description, features: { ...c.features } };
+  return { description: c.description, features: { ...c.features }, info: { ...c.info } };
 }
 
 // ---- matmul ---------------------------------------------------------------------------------------
@@ -242,6 +239,88 @@ export async function testSmallKernels(): Promise<Check[]> {
       check(out, `rope k->pool kv=${nKv} hd=${hd} R=${R}`, gk, wantK, 1e-5);
       check(out, `v->pool kv=${nKv} hd=${hd} R=${R}`, gv, wantV, 0);
     }
+  }
+  return out;
+}
+
+// ---- f16 widening --------------------------------------------------------------------------------------
+
+const WIDEN_TEST_WGSL = `
+@group(0) @binding(0) var<storage, read> w0: array</*@WTYPE*/vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+fn loadW0(i: u32) -> vec4<f32> {
+  /*@LOAD0*/return w0[i];
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < arrayLength(&out)) { out[g.x] = loadW0(g.x); }
+}
+`;
+/** The same conversion with WGSL's builtin unpack2x16float, or with native f16 (shader-f16). */
+const builtinWidenWgsl = (native: boolean) => `${native ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> w0: array<vec2<u32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= arrayLength(&out)) { return; }
+  let p = w0[g.x];
+  ${native ? 'let a = vec2<f32>(bitcast<vec2<f16>>(p.x)); let b = vec2<f32>(bitcast<vec2<f16>>(p.y));' : 'let a = unpack2x16float(p.x); let b = unpack2x16float(p.y);'}
+  out[g.x] = vec4<f32>(a, b);
+}
+`;
+
+/**
+ * Every finite half (both signs, subnormals included) through the weight loader the f16 kernels use
+ * (src/gpu/kernels.ts widenHalves): bitwise equal to the exact value. unpack2x16float and native
+ * f16 (where the adapter has shader-f16) are measured too, for information: WGSL lets them flush
+ * subnormals, so they do not fail the check.
+ */
+export async function testHalfWidening(): Promise<Check[]> {
+  const c = await gpu();
+  const dev = c.device;
+  const halves: number[] = [];
+  for (let h = 0; h < 0x10000; h++) if ((h & 0x7c00) !== 0x7c00) halves.push(h);
+  while (halves.length % 4) halves.push(0);
+  const bits = Uint16Array.from(halves);
+  const want = Float32Array.from(halves, halfToFloat);
+  const wantU = new Uint32Array(want.buffer);
+  const n4 = halves.length / 4;
+  const out: Check[] = [];
+  const variants: { name: string; code: string; required: boolean }[] = [
+    { name: 'widenHalves (kernel loader)', code: specialiseWeights(WIDEN_TEST_WGSL, 'f16'), required: true },
+    { name: 'unpack2x16float (info)', code: builtinWidenWgsl(false), required: false },
+  ];
+  if (c.features.shaderF16) variants.push({ name: 'native f16 via shader-f16 (info)', code: builtinWidenWgsl(true), required: false });
+  for (const v of variants) {
+    dev.pushErrorScope('validation');
+    const module = dev.createShaderModule({ label: v.name, code: v.code });
+    const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const src = storageBuffer(dev, bits);
+    const o = emptyBuffer(dev, halves.length * 4);
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: o, size: n4 * 16 } }] }));
+    pass.dispatchWorkgroups(Math.ceil(n4 / 64));
+    pass.end();
+    dev.queue.submit([enc.finish()]);
+    const err = await dev.popErrorScope();
+    if (err) throw new Error(`${v.name}: ${err.message}`);
+    const got = new Float32Array(await readBuffer(dev, o, halves.length * 4));
+    const gotU = new Uint32Array(got.buffer);
+    let differing = 0;
+    let subDiffering = 0;
+    let maxErr = 0;
+    for (let i = 0; i < halves.length; i++) {
+      if (gotU[i] === wantU[i]) continue;
+      differing++;
+      if ((halves[i] & 0x7c00) === 0) subDiffering++;
+      const d = Math.abs(got[i] - want[i]);
+      maxErr = Number.isNaN(d) ? Infinity : Math.max(maxErr, d);
+    }
+    out.push({ name: `${v.name}: ${halves.length} halves, ${differing} not bitwise exact (${subDiffering} of them zero/subnormal)`, maxErr, tol: 0, ok: !v.required || differing === 0 });
+    src.destroy();
+    o.destroy();
   }
   return out;
 }

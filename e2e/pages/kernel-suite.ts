@@ -1,0 +1,98 @@
+// The kernel correctness suite: which check of e2e/pages/kernels.ts runs with which argument, and
+// what passes. Shared by e2e/kernels.spec.ts (checks run in headless Chromium) and
+// src/cli/node-gpu-main.ts (checks run in Node on the `webgpu` package, e.g. on a real GPU).
+// Pure data and judging: this module imports nothing that needs a GPU or Vite.
+
+export interface Check {
+  name: string;
+  maxErr: number;
+  tol: number;
+  ok: boolean;
+}
+
+export interface Verdict {
+  /** Empty when the case passes; otherwise what failed (printed as JSON). */
+  failures: unknown[];
+  /** One or more lines worth printing whether or not the case passes. */
+  log?: string;
+}
+
+export interface SuiteCase {
+  title: string;
+  /** Export of e2e/pages/kernels.ts to call. */
+  fn: string;
+  arg?: unknown;
+  judge(result: unknown): Verdict;
+}
+
+function checks(r: unknown): Verdict {
+  const cs = r as Check[];
+  const ratio = (c: Check) => (c.tol ? c.maxErr / c.tol : c.maxErr);
+  const worst = cs.reduce((a, c) => (ratio(c) > ratio(a) ? c : a), cs[0]);
+  return { failures: cs.filter((c) => !c.ok), log: `${cs.length} checks, worst error/tolerance ${ratio(worst).toExponential(2)} (${worst.name})` };
+}
+
+interface StageCompare {
+  name: string;
+  maxErr: number;
+  maxLogit: number;
+  tokensEqual: boolean;
+}
+
+function stageVsReference(r: unknown): Verdict {
+  const xs = r as StageCompare[];
+  return {
+    failures: xs.filter((x) => !(x.maxErr < 1e-3) || !x.tokensEqual),
+    log: xs.map((x) => `${x.name}: max |logit err| ${x.maxErr.toExponential(2)} (max |logit| ${x.maxLogit.toFixed(2)})${x.tokensEqual ? '' : ' TOKENS DIFFER'}`).join('\n'),
+  };
+}
+
+function noDiffering(r: unknown): Verdict {
+  const x = r as { differing: number; maxErr: number };
+  return { failures: x.differing === 0 ? [] : [x], log: `differing ${x.differing}, max |err| ${x.maxErr.toExponential(2)}` };
+}
+
+function tree(r: unknown): Verdict {
+  const x = r as { rows: number; differing: number; maxErr: number; refMaxErr: number };
+  // Three root-to-leaf paths of three nodes.
+  const ok = x.rows === 9 && x.differing === 0 && x.refMaxErr < 1e-3;
+  return { failures: ok ? [] : [x], log: JSON.stringify(x) };
+}
+
+const variants = { format: 'f16', gpuVariants: true };
+
+export const KERNEL_SUITE: SuiteCase[] = [
+  { title: 'matmul (f32, f16; bias, residual, gated; odd shapes; 1..64 rows)', fn: 'testMatmul', judge: checks },
+  { title: 'embedding, rmsnorm, rope + KV write', fn: 'testSmallKernels', judge: checks },
+  { title: 'f16 widening: every finite half, exact', fn: 'testHalfWidening', judge: checks },
+  { title: 'attention over committed + ancestor + own slots (GQA, long lists)', fn: 'testAttention', judge: checks },
+  {
+    title: 'sampling: argmax, temperature, top-k, top-p match the CPU reference',
+    fn: 'testSampling',
+    judge(r) {
+      const x = r as { checked: number; skipped: number; mismatches: string[] };
+      return {
+        failures: [...x.mismatches, ...(x.checked > 100 ? [] : [`only ${x.checked} rows checked`])],
+        log: `sampling: ${x.checked} rows checked, ${x.skipped} skipped as boundary cases`,
+      };
+    },
+  },
+  {
+    title: 'matmul rows are bitwise batch-independent',
+    fn: 'testMatmulBatchIndependence',
+    judge(r) {
+      const xs = r as { name: string; differing: number }[];
+      return { failures: xs.filter((x) => x.differing > 0), log: `${xs.length} configurations` };
+    },
+  },
+  ...(['f32', 'f16'] as const).flatMap((format): SuiteCase[] => [
+    { title: `stage forward vs CPU reference (${format})`, fn: 'testStageVsReference', arg: { format }, judge: stageVsReference },
+    { title: `stage batch independence: a row alone == inside 64 rows (${format})`, fn: 'testStageBatchIndependence', arg: { format }, judge: noDiffering },
+    { title: `tree attention in one batch == each root-to-leaf path as a sequence (${format})`, fn: 'testTreeAttention', arg: { format }, judge: tree },
+    { title: `stage split [0,2)+[2,4) == one stage [0,4) (${format})`, fn: 'testStageSplit', arg: { format }, judge: noDiffering },
+  ]),
+  { title: 'Qwen2-style stage (q/k/v bias, tied embeddings) vs CPU reference', fn: 'testStageVsReference', arg: { format: 'f16', qwen: true, tied: true }, judge: stageVsReference },
+  { title: 'GPU kernel variants (4 lanes per output, workgroup attention): stage vs reference', fn: 'testStageVsReference', arg: variants, judge: stageVsReference },
+  { title: 'GPU kernel variants: stage batch independence', fn: 'testStageBatchIndependence', arg: variants, judge: noDiffering },
+  { title: 'GPU kernel variants: tree attention == root-to-leaf paths', fn: 'testTreeAttention', arg: variants, judge: tree },
+];
