@@ -46,8 +46,6 @@ export class RingStage {
   dropped = 0;
   /** Called with errors of the compute or the ring (the caller reports them). */
   onError: (e: Error) => void = (e) => console.error(e);
-  /** Called when a packet starts or stops computing (for a "computing" status). */
-  onActivity: (busy: boolean) => void = () => undefined;
 
   constructor(private readonly port: StagePort) {}
 
@@ -96,11 +94,7 @@ export class RingStage {
     // Packets of a superseded request are skipped without touching the GPU.
     const gated: StageCompute = {
       kv: c.compute.kv,
-      forward: (batch) => {
-        if (!f.live) return Promise.resolve({});
-        this.onActivity(true);
-        return c.compute.forward(batch).finally(() => this.onActivity(false));
-      },
+      forward: (batch) => (f.live ? c.compute.forward(batch) : Promise.resolve({})),
     };
     const runner = new StageRunner(
       gated,

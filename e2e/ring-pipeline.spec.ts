@@ -1,0 +1,152 @@
+// Plain pipeline parallelism over a ring of tabs in two separate Chromium processes (real WebRTC,
+// the Vite server's signalling, SwiftShader WebGPU): the ring gives exactly the single tab's greedy
+// tokens with 2, 3 and 4 stages, keeps them when a stage tab is closed mid-generation, and reports
+// a malformed message and a wrong secret clearly.
+import { test, expect, chromium, type Browser, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
+import { openHarness, callInPage } from './harness.ts';
+import type { Outcome } from './pages/ring.ts';
+import type { MeshRunReport, MeshRunRequest, MeshStatus } from '../src/app/mesh-session.ts';
+import type { StageStatus } from '../src/app/stage-node.ts';
+import type { LocalRunReport, LocalRunRequest } from '../src/app/local-run.ts';
+
+const PAGE = '/e2e/pages/ring.ts';
+const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
+const SECRET = 'ring secret';
+const DEMO = '/models/demo-target/';
+const TINY = '/fixtures/tiny-llama/';
+const tiny = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as { promptIds: number[]; greedyTokens: number[] };
+
+interface Mesh {
+  room: string;
+  leader: Page;
+  stages: Page[];
+  stageIds: string[];
+}
+
+let browsers: Browser[] = [];
+let pages: Page[] = [];
+
+test.beforeAll(async () => {
+  for (let i = 0; i < 2; i++) browsers.push(await chromium.launch({ executablePath: findChromium(), args: chromiumArgs }));
+});
+test.afterAll(async () => {
+  for (const b of browsers) await b.close();
+  browsers = [];
+});
+test.afterEach(async () => {
+  for (const p of pages) await p.close().catch(() => undefined);
+  pages = [];
+});
+
+async function tab(browser: Browser, baseURL: string): Promise<Page> {
+  const page = await (await browser.newContext({ baseURL })).newPage();
+  pages.push(page);
+  await openHarness(page);
+  return page;
+}
+
+/** A leader in browser 0 and `stages` stage tabs alternating between the browsers (stage 1 in browser 1). */
+async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { hopDelayMs?: number } = {}): Promise<Mesh> {
+  const room = `ring-${modelUrl.length}-${stages}-${Date.now().toString(36)}`;
+  const leader = await tab(browsers[0], baseURL);
+  await callInPage(leader, PAGE, 'leaderStart', { room, secret: SECRET, stages, modelUrl, name: 'leader', ...extra });
+  const stagePages: Page[] = [];
+  for (let i = 0; i < stages; i++) stagePages.push(await tab(browsers[(i + 1) % 2], baseURL));
+  const joined = await Promise.all(stagePages.map((p, i) => callInPage<{ id: string } | { error: string }>(p, PAGE, 'stageStart', { room, secret: SECRET, name: `s${i + 1}` })));
+  const stageIds = joined.map((j) => {
+    if (!('id' in j)) throw new Error(`stage did not join: ${j.error}`);
+    return j.id;
+  });
+  expect(await callInPage<Outcome>(leader, PAGE, 'leaderReady')).toEqual({ ok: true });
+  return { room, leader, stages: stagePages, stageIds };
+}
+
+const run = (m: Mesh, req: MeshRunRequest): Promise<MeshRunReport> => callInPage<MeshRunReport>(m.leader, PAGE, 'leaderGenerate', req);
+
+function describeRun(label: string, r: MeshRunReport): void {
+  const hops = r.hops.map((h) => `${h.from}->${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
+  const busy = r.stageStats.map((s) => `${s.role}: ${(100 * s.busyFraction).toFixed(0)}%`).join(', ');
+  console.log(`${label}: ${r.tokens.length} tokens, tbt p50 ${r.timings.tbtP50Ms?.toFixed(1)} ms, ring trip p50 ${r.ringTripP50Ms?.toFixed(1)} ms; hop rtt p50/p95 ms: ${hops}; busy: ${busy}`);
+}
+
+test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy tokens (demo-target, tiny-llama)', async ({ baseURL }) => {
+  test.setTimeout(600_000);
+  const ref = await tab(browsers[0], baseURL!);
+  const demoReq = { prompt: 'In the beginning', maxNewTokens: 24, sampling: GREEDY, mode: 'pp' } as const;
+  const single = await callInPage<LocalRunReport>(ref, PAGE, 'single', { ...demoReq, modelUrl: DEMO, mode: 'single' } satisfies LocalRunRequest);
+  expect(single.tokens.length).toBe(24);
+  await ref.close();
+
+  for (const stages of [2, 3, 4]) {
+    const m = await mesh(baseURL!, DEMO, stages);
+    const r = await run(m, demoReq);
+    describeRun(`demo-target, ${stages} stages`, r);
+    expect(r.tokens).toEqual(single.tokens);
+    expect(r.text).toBe(single.text);
+    expect(r.stages).toHaveLength(stages);
+    expect(r.stages[0]).toMatch(/^layers 0-\d+ \+ embedding$/);
+    expect(r.stages[stages - 1]).toMatch(/ \+ head$/);
+    expect(r.hops).toHaveLength(stages + 1);
+    // Every stage computed every level (the final empty one may still be on its way).
+    for (const s of r.stageStats) expect(s.packets).toBeGreaterThanOrEqual(r.metrics.levelsSent - 1);
+    expect(r.stageStats).toHaveLength(stages);
+    expect(r.recoveries).toBe(0);
+    for (const p of [m.leader, ...m.stages]) await p.close();
+  }
+
+  for (const stages of [2, 3]) {
+    const m = await mesh(baseURL!, TINY, stages);
+    const r = await run(m, { promptIds: tiny.promptIds, maxNewTokens: tiny.greedyTokens.length, sampling: GREEDY, mode: 'pp' });
+    describeRun(`tiny-llama, ${stages} stages`, r);
+    expect(r.tokens).toEqual(tiny.greedyTokens);
+    for (const p of [m.leader, ...m.stages]) await p.close();
+  }
+});
+
+test('a stage tab closed mid-generation: the ring re-forms and the output is unchanged', async ({ baseURL }) => {
+  test.setTimeout(300_000);
+  const req = { prompt: 'In the beginning', maxNewTokens: 24, sampling: GREEDY, mode: 'pp' } as const;
+  const m = await mesh(baseURL!, DEMO, 3, { hopDelayMs: 15 });
+  const undisturbed = await run(m, req);
+  const running = run(m, req);
+  await expect.poll(() => callInPage<number>(m.leader, PAGE, 'leaderTokens'), { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(6);
+  const closedAt = Date.now();
+  await m.stages[1].close();
+  const r = await running;
+  describeRun('after losing stage 2', r);
+  expect(r.tokens).toEqual(undisturbed.tokens);
+  expect(r.recoveries).toBe(1);
+  expect(r.stages).toHaveLength(2);
+  const status = await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow');
+  expect(status.error).toContain(`s2 (${m.stageIds[1]}) lost`);
+  expect(status.log.join('\n')).toMatch(/re-forming the ring with 2 stage\(s\)/);
+  console.log(`recovered and finished ${Date.now() - closedAt} ms after the tab closed`);
+});
+
+test('a malformed message from a stage closes it with a clear error; a wrong secret is refused', async ({ baseURL }) => {
+  const m = await mesh(baseURL!, TINY, 2);
+  const before = await run(m, { promptIds: tiny.promptIds, maxNewTokens: 4, sampling: GREEDY, mode: 'pp' });
+  expect(before.tokens).toEqual(tiny.greedyTokens.slice(0, 4));
+
+  await callInPage(m.stages[0], PAGE, 'stageSendMalformed');
+  await expect
+    .poll(async () => (await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow')).log.join('\n'), { timeout: 10_000 })
+    .toMatch(new RegExp(`malformed message from ${m.stageIds[0]}: bad-version: protocol version 2, this build speaks version 1`));
+  await expect
+    .poll(async () => (await callInPage<StageStatus>(m.stages[0], PAGE, 'stageStatusNow')).message, { timeout: 10_000 })
+    .toMatch(/closed the link: protocol: malformed message/);
+  // The leader carries on with the stage that is left.
+  const after = await run(m, { promptIds: tiny.promptIds, maxNewTokens: 4, sampling: GREEDY, mode: 'pp' });
+  expect(after.tokens).toEqual(before.tokens);
+  expect(after.stages).toEqual(['layers 0-2 + embedding + head']);
+
+  const intruder = await tab(browsers[1], baseURL!);
+  const refused = await callInPage<{ error: string; code: string }>(intruder, PAGE, 'stageStart', { room: m.room, secret: 'wrong', name: 'intruder' });
+  expect(refused).toEqual({ code: 'wrong-secret', error: `wrong secret for room "${m.room}"` });
+  expect(await callInPage<StageStatus>(intruder, PAGE, 'stageStatusNow')).toMatchObject({ phase: 'failed', message: `wrong secret for room "${m.room}"` });
+  const leader2 = await tab(browsers[1], baseURL!);
+  await callInPage(leader2, PAGE, 'leaderStart', { room: m.room, secret: 'wrong', stages: 1, modelUrl: TINY });
+  expect(await callInPage<Outcome>(leader2, PAGE, 'leaderReady')).toEqual({ error: `wrong secret for room "${m.room}"` });
+});

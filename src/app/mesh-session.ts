@@ -1,0 +1,555 @@
+// The leader tab of a mesh: forms the ring, assigns layers in proportion to each stage tab's
+// measured speed, has the stages load them, and runs generate() over a RingPipeline in any mode.
+// A stage tab lost mid-run: the ring is re-formed with the tabs left (or a spare one), layers are
+// re-assigned and loaded, and generation goes on as a new request whose prompt is the prompt plus
+// the tokens committed so far. Sampling uniforms are keyed to absolute positions, so the output is
+// the one an undisturbed run gives.
+import { SignalClient } from '../mesh/signal-client.ts';
+import { Ring } from '../mesh/ring.ts';
+import type { LinkCloseEvent, LinkTuning } from '../mesh/peer.ts';
+import { encodeMessage, type MeshMessage, type PayloadDtype } from '../mesh/protocol.ts';
+import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import type { StageRole } from '../model/types.ts';
+import { createGpuContext, type GpuContext } from '../gpu/device.ts';
+import type { Stage } from '../gpu/stage.ts';
+import { buildStage } from '../pipeline/gpu-stages.ts';
+import { describeRole, splitLayers } from '../pipeline/layers.ts';
+import { RingPipeline } from '../pipeline/ring-pipeline.ts';
+import { generate, percentile, reservedSlots, type GenerateMetrics, type Mode } from '../spec/scheduler.ts';
+import type { SamplingSettings } from '../spec/sampling.ts';
+import { speculativeSource, type DraftKind } from './local-engine.ts';
+import { promptIdsOf, tokensPerSecond, type LocalRunReport } from './local-run.ts';
+
+export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
+
+export interface MeshStageView {
+  id: string;
+  name: string;
+  /** Place in the ring (1 = first stage). */
+  index: number;
+  role: string | null;
+  device: string;
+  gbps: number | null;
+  load: { done: number; total: number } | null;
+  weightBytes: number;
+  loaded: boolean;
+}
+
+/** Round trips of pings on the link that carries one hop of the ring (one way is about half). */
+export interface HopLatency {
+  from: string;
+  to: string;
+  rttP50Ms: number | null;
+  rttP95Ms: number | null;
+  samples: number;
+}
+
+export interface MeshStatus {
+  phase: MeshPhase;
+  room: string;
+  stages: MeshStageView[];
+  /** From the last generation (leader -> stage 1 -> ... -> leader). */
+  hops: HopLatency[];
+  /** Recent events in words, oldest first. */
+  log: string[];
+  /** The last error (a malformed message, a lost tab, a failed load), or null. */
+  error: string | null;
+}
+
+export interface MeshOpenOptions {
+  room: string;
+  secret?: string;
+  /** How many stage tabs to wait for. */
+  stages: number;
+  modelUrl: string;
+  /** Draft model for specpipe/tree, loaded in the leader tab on first use. */
+  draftUrl?: string;
+  /** Simulated network delay per hop, ms (applied by the transport on every link). */
+  hopDelayMs?: number;
+  /** Hidden states on the wire: 'f32' (exact, default) or 'f16' (half the bytes). */
+  wire?: PayloadDtype;
+  /** 'speed' (default): layers in proportion to each tab's benchmark; 'equal': even split. */
+  split?: 'speed' | 'equal';
+  /** Longest text (prompt + generated) a request may reach; default min(model maximum, 1024). */
+  maxContext?: number;
+  name?: string;
+  signalUrl?: string;
+  /** Link timings (ping period, silence timeout). */
+  tuning?: Omit<LinkTuning, 'hopDelayMs'>;
+  onStatus?: (s: MeshStatus) => void;
+}
+
+export interface MeshRunRequest {
+  prompt?: string;
+  promptIds?: number[];
+  maxNewTokens: number;
+  sampling: SamplingSettings;
+  mode: Mode;
+  /** specpipe/tree source (default: the draft model when draftUrl was given, else none). */
+  draft?: DraftKind;
+  width?: number;
+  depth?: number;
+}
+
+export interface MeshRunOptions {
+  /** Every committed token, with the text so far (null without a tokenizer). */
+  onToken?: (token: number, text: string | null) => void;
+  signal?: AbortSignal;
+}
+
+export interface StageWork {
+  id: string;
+  role: string | null;
+  packets: number;
+  rowsComputed: number;
+  rowsDropped: number;
+  busyMs: number;
+  /** busyMs over the generation's wall time. */
+  busyFraction: number;
+}
+
+export interface MeshRunReport extends Omit<LocalRunReport, 'logits'> {
+  hops: HopLatency[];
+  stageStats: StageWork[];
+  /** Times the ring was re-formed during this generation. */
+  recoveries: number;
+  /** Level round trips leader -> ... -> leader. */
+  ringTripP50Ms: number | null;
+  ringTripP95Ms: number | null;
+}
+
+/** A stage tab went away (or misbehaved) while the leader needed it. */
+export class StageLostError extends Error {
+  override readonly name = 'StageLostError';
+}
+
+type Info = Extract<MeshMessage, { type: 'info' }>;
+type Loaded = Extract<MeshMessage, { type: 'loaded' }>;
+type Stats = Extract<MeshMessage, { type: 'stats' }>;
+
+const MAX_RECOVERIES = 5;
+
+export class MeshSession {
+  readonly status: MeshStatus;
+  private ring!: Ring;
+  private readonly modelUrl: string;
+  private readonly infos = new Map<string, Info>();
+  private readonly loadResults = new Map<string, Loaded>();
+  private readonly statsReplies = new Map<string, Stats>();
+  private readonly lost = new Set<string>();
+  private readonly waiters = new Set<() => void>();
+  private losses = 0;
+  private lastLoss = '';
+  private loadSeq = 0;
+  private nextRequest = 1;
+  private active: RingPipeline | null = null;
+  private recovering: Promise<void> | null = null;
+  private busy = false;
+  private closed = false;
+  private loadMs = 0;
+  private readonly numSlots: number;
+  private draft: { ctx: GpuContext; stage: Stage } | null = null;
+
+  private constructor(
+    private readonly opts: MeshOpenOptions,
+    private readonly model: LoadedModel,
+    private readonly signal: SignalClient,
+  ) {
+    this.modelUrl = absoluteUrl(opts.modelUrl);
+    this.status = { phase: 'forming', room: opts.room, stages: [], hops: [], log: [], error: null };
+    const spec = model.spec;
+    const reserve = Math.max(reservedSlots('specpipe', opts.stages, { width: 4 }), reservedSlots('tree', opts.stages, { treeDepth: 8, treeWidth: 4 }));
+    this.numSlots = Math.min(spec.maxPositions, opts.maxContext ?? 1024) + reserve;
+  }
+
+  /** Joins the room as leader, waits for the stage tabs, assigns and loads their layers. */
+  static async open(opts: MeshOpenOptions): Promise<MeshSession> {
+    const t0 = performance.now();
+    const model = await loadModel(urlSource(absoluteUrl(opts.modelUrl)));
+    const signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'leader', name: opts.name ?? 'leader' } });
+    const session = new MeshSession(opts, model, signal);
+    try {
+      session.log(`waiting for ${opts.stages} stage tab(s) in room "${opts.room}"`);
+      session.ring = await Ring.lead(signal, { stages: opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning });
+      session.attach();
+      await session.assign();
+      session.loadMs = performance.now() - t0;
+    } catch (e) {
+      session.fail(e);
+      session.close();
+      throw e;
+    }
+    return session;
+  }
+
+  /** Generates over the ring; survives lost stage tabs (see the top of this file). One at a time. */
+  async generate(req: MeshRunRequest, opts: MeshRunOptions = {}): Promise<MeshRunReport> {
+    if (this.busy) throw new Error('a generation is already running in this session');
+    this.busy = true;
+    try {
+      return await this.run(req, opts);
+    } finally {
+      this.busy = false;
+      if (!this.closed && this.status.phase === 'generating') this.setPhase('ready');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.active?.fail(new Error('the session was closed'));
+    this.ring?.close('the leader closed the session');
+    this.signal.close();
+    this.draft?.stage.destroy();
+    this.draft?.ctx.device.destroy();
+    this.setPhase('closed');
+    this.poke();
+  }
+
+  // ------------------------------------------------------------------ generation
+
+  private async run(req: MeshRunRequest, opts: MeshRunOptions): Promise<MeshRunReport> {
+    await this.settle();
+    const spec = this.model.spec;
+    const promptIds = promptIdsOf(this.model, this.modelUrl, req);
+    const kind: DraftKind = req.mode === 'specpipe' || req.mode === 'tree' ? (req.draft ?? (this.opts.draftUrl ? 'model' : 'none')) : 'none';
+    if (kind === 'model') await this.ensureDraft();
+    const committed: number[] = [];
+    const commitTimes: number[] = [];
+    const trips: number[] = [];
+    const streamer = this.model.tokenizer?.stream() ?? null;
+    let text = '';
+    let recoveries = 0;
+    const t0 = performance.now();
+    for (;;) {
+      await this.settle();
+      const order = [...this.ring.order];
+      const request = this.nextRequest++;
+      const pipeline = new RingPipeline(this.ring, { numStages: order.length - 1, numSlots: this.numSlots, firstStage: order[1] });
+      const lossesBefore = this.losses;
+      const before = committed.length;
+      this.active = pipeline;
+      this.ring.resetStats();
+      this.setPhase('generating');
+      try {
+        const res = await generate(pipeline, {
+          mode: req.mode,
+          prompt: [...promptIds, ...committed],
+          maxNewTokens: req.maxNewTokens - committed.length,
+          eosTokens: spec.eosTokenIds,
+          sampling: req.sampling,
+          source: speculativeSource(kind, this.draft?.stage ?? null, spec.vocabSize),
+          width: req.width,
+          maxDepth: req.depth,
+          treeDepth: req.depth,
+          treeWidth: req.width,
+          request,
+          signal: opts.signal,
+          onToken: (token) => {
+            committed.push(token);
+            commitTimes.push(performance.now());
+            if (streamer) text += streamer.push(token);
+            opts.onToken?.(token, streamer ? text : null);
+          },
+        });
+        trips.push(...pipeline.tripsMs);
+        const end = performance.now();
+        const [stageStats, hops] = await this.collectStats(order, request, end - t0);
+        this.status.hops = hops;
+        this.emit();
+        const m = mergedMetrics(res.metrics, { promptTokens: promptIds.length, before, t0, end, commitTimes });
+        return {
+          tokens: committed,
+          text: this.model.tokenizer ? this.model.tokenizer.decode(committed) : null,
+          promptIds,
+          stopReason: res.stopReason,
+          stages: this.status.stages.map((s) => s.role ?? '?'),
+          adapter: [...new Set(this.status.stages.map((s) => s.device))].join('; '),
+          weightBytes: this.status.stages.reduce((a, s) => a + s.weightBytes, 0),
+          timings: { loadMs: this.loadMs, generateMs: end - t0, ttftMs: m.ttftMs, tbtP50Ms: m.tbtP50Ms, tbtP95Ms: m.tbtP95Ms, tokensPerSecond: tokensPerSecond(committed.length, m) },
+          metrics: m,
+          warnings: this.model.warnings,
+          hops,
+          stageStats,
+          recoveries,
+          ringTripP50Ms: percentile(trips, 0.5),
+          ringTripP95Ms: percentile(trips, 0.95),
+        };
+      } catch (e) {
+        trips.push(...pipeline.tripsMs);
+        if (this.losses === lossesBefore || this.closed || ++recoveries > MAX_RECOVERIES) throw e;
+        this.log(`generation interrupted after ${committed.length} token(s) (${errorText(e)}); it continues on the re-formed ring`);
+      } finally {
+        pipeline.dispose();
+        this.active = null;
+      }
+    }
+  }
+
+  /** Waits for a recovery in progress (rethrowing its failure). */
+  private async settle(): Promise<void> {
+    while (this.recovering) await this.recovering;
+    if (this.closed) throw new Error('the session is closed');
+    if (this.status.phase === 'failed') throw new Error(this.status.error ?? 'the mesh failed');
+  }
+
+  private async ensureDraft(): Promise<void> {
+    if (this.draft) return;
+    if (!this.opts.draftUrl) throw new Error('no draft model URL was given (open the session with draftUrl, or use the n-gram source)');
+    const draft = await loadModel(urlSource(absoluteUrl(this.opts.draftUrl)), { tokenizer: false });
+    if (draft.spec.vocabSize !== this.model.spec.vocabSize) {
+      throw new Error(`draft vocabulary ${draft.spec.vocabSize} differs from the target's ${this.model.spec.vocabSize}: they must share a tokenizer`);
+    }
+    const ctx = await createGpuContext();
+    try {
+      const role: StageRole = { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true };
+      this.draft = { ctx, stage: await buildStage(ctx, draft, role, { numSlots: this.numSlots }) };
+    } catch (e) {
+      ctx.device.destroy();
+      throw e;
+    }
+    this.log(`draft model loaded in this tab (${draft.spec.numLayers} layers)`);
+  }
+
+  /** Per-stage work and per-hop round trips for `request` (stages that do not answer in time are left out). */
+  private async collectStats(order: string[], request: number, wallMs: number): Promise<[StageWork[], HopLatency[]]> {
+    const ids = order.slice(1);
+    for (const id of ids) this.statsReplies.delete(id);
+    await Promise.all(ids.map((id) => this.ring.sendDirect(id, encodeMessage({ type: 'query', request })).catch(() => undefined)));
+    await this.until(() => (ids.every((id) => this.statsReplies.get(id)?.request === request) ? true : undefined), 'stage stats', 3000).catch(() => undefined);
+    const view = (id: string): MeshStageView | undefined => this.status.stages.find((s) => s.id === id);
+    const work: StageWork[] = [];
+    for (const id of ids) {
+      const s = this.statsReplies.get(id);
+      if (s?.request !== request) continue;
+      work.push({ id, role: view(id)?.role ?? null, packets: s.packets, rowsComputed: s.rowsComputed, rowsDropped: s.rowsDropped, busyMs: s.busyMs, busyFraction: s.busyMs / wallMs });
+    }
+    const label = (i: number): string => (i === 0 || i === order.length ? 'leader' : `stage ${i}`);
+    const own = (peer: string): Pick<HopLatency, 'rttP50Ms' | 'rttP95Ms' | 'samples'> => {
+      const l = this.ring.link(peer)?.stats();
+      return { rttP50Ms: l?.rttP50 ?? null, rttP95Ms: l?.rttP95 ?? null, samples: l?.rttSamples ?? 0 };
+    };
+    const hops: HopLatency[] = [];
+    for (let i = 0; i < order.length; i++) {
+      let rtt: Pick<HopLatency, 'rttP50Ms' | 'rttP95Ms' | 'samples'>;
+      if (i === 0) rtt = own(order[1]);
+      else if (i === order.length - 1) rtt = own(order[i]);
+      else {
+        const s = this.statsReplies.get(order[i]);
+        rtt = s?.request === request ? { rttP50Ms: s.nextRttP50Ms, rttP95Ms: s.nextRttP95Ms, samples: s.nextRttSamples } : { rttP50Ms: null, rttP95Ms: null, samples: 0 };
+      }
+      hops.push({ from: label(i), to: label(i + 1), ...rtt });
+    }
+    return [work, hops];
+  }
+
+  // ------------------------------------------------------------------ ring, layers, faults
+
+  private attach(): void {
+    this.ring.onDirect((from, _bytes, msg) => this.onDirect(from, msg));
+    this.ring.on('peer-lost', (e) => this.lose(e.peer, e.message, e));
+    this.ring.on('error', (e) => {
+      this.status.error = e.message;
+      this.log(e.message);
+    });
+  }
+
+  private onDirect(from: string, msg: MeshMessage): void {
+    const view = this.status.stages.find((s) => s.id === from);
+    switch (msg.type) {
+      case 'info':
+        this.infos.set(from, msg);
+        break;
+      case 'progress':
+        if (view) view.load = { done: msg.done, total: msg.total };
+        this.emit();
+        break;
+      case 'loaded':
+        this.loadResults.set(from, msg);
+        break;
+      case 'stats':
+        this.statsReplies.set(from, msg);
+        break;
+      case 'error':
+        if (msg.code === 'neighbour-lost') this.lose(msg.message, `${this.nameOf(from)} lost its link to it`);
+        else this.lose(from, `${msg.code}: ${msg.message}`);
+        break;
+      default:
+        return;
+    }
+    this.poke();
+  }
+
+  /** Splits the layers over the ring's stages, sends the loads, waits until every stage has loaded. */
+  private async assign(): Promise<void> {
+    const ids = this.ring.order.slice(1);
+    this.setPhase('loading');
+    const infos = await this.until(() => (ids.every((id) => this.infos.has(id)) ? ids.map((id) => this.infos.get(id)!) : undefined), 'every stage tab to report its speed', 60_000);
+    const weights = this.opts.split === 'equal' ? ids.map(() => 1) : infos.map((i) => Math.max(i.gbps, 1e-3));
+    const roles = splitLayers(this.model.spec.numLayers, weights);
+    const load = ++this.loadSeq;
+    this.status.stages = ids.map((id, i) => ({
+      id, name: this.peerName(id), index: i + 1, role: describeRole(roles[i]), device: infos[i].device, gbps: infos[i].gbps, load: null, weightBytes: 0, loaded: false,
+    }));
+    this.log(`layers: ${this.status.stages.map((s) => `${s.name}, ${s.gbps?.toFixed(2)} GB/s: ${s.role}`).join('; ')}`);
+    const wire = this.opts.wire ?? 'f32';
+    await Promise.all(
+      ids.map((id, i) => {
+        const r = roles[i];
+        const msg: MeshMessage = { type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire };
+        return this.ring.sendDirect(id, encodeMessage(msg));
+      }),
+    );
+    await this.until(() => {
+      const done = ids.map((id) => this.loadResults.get(id)).filter((l) => l?.load === load);
+      const bad = done.find((l) => l!.error);
+      if (bad) throw new Error(`a stage could not load its layers: ${bad.error}`);
+      return done.length === ids.length ? true : undefined;
+    }, 'the stages to load their layers', 600_000);
+    for (const v of this.status.stages) {
+      const l = this.loadResults.get(v.id)!;
+      v.loaded = true;
+      v.weightBytes = l.weightBytes;
+    }
+    this.setPhase('ready');
+    this.log(`ring ready: ${ids.length} stage(s)`);
+  }
+
+  /** A stage tab is gone or unusable: stop the pipeline and re-form the ring without it. */
+  private lose(peer: string, message: string, event?: LinkCloseEvent): void {
+    if (this.closed || this.lost.has(peer)) return;
+    if (!this.ring?.order.includes(peer) || peer === this.ring.id) {
+      this.log(`${this.nameOf(peer)} (not in the ring) left: ${message}`);
+      return;
+    }
+    this.lost.add(peer);
+    this.losses++;
+    this.lastLoss = `${this.nameOf(peer)} lost${event ? ` (${event.kind})` : ''}: ${message}`;
+    this.status.error = this.lastLoss;
+    this.log(this.lastLoss);
+    this.active?.fail(new StageLostError(this.lastLoss));
+    this.poke();
+    if (!this.recovering) {
+      this.recovering = this.recover()
+        .catch((e: unknown) => this.fail(e))
+        .finally(() => (this.recovering = null));
+    }
+  }
+
+  private async recover(): Promise<void> {
+    this.setPhase('recovering');
+    for (let attempt = 1; ; attempt++) {
+      const ids = this.pickStages();
+      if (!ids.length) throw new Error('no stage tabs are left in the room: open a stage tab and start again');
+      const losses = this.losses;
+      try {
+        this.log(`re-forming the ring with ${ids.length} stage(s)`);
+        await this.ring.reform(ids, 30_000);
+        await this.assign();
+        return;
+      } catch (e) {
+        // Another tab lost meanwhile: try again without it.
+        if (this.losses === losses || attempt >= MAX_RECOVERIES) throw e;
+      }
+    }
+  }
+
+  /** The ring's stages that are still there, in order, then spare stage tabs; as many as asked for. */
+  private pickStages(): string[] {
+    const alive = (id: string): boolean => !this.lost.has(id) && this.signal.peers.get(id)?.meta.role === 'stage';
+    const kept = this.ring.order.slice(1).filter(alive);
+    const spare = [...this.signal.peers.keys()].filter((id) => alive(id) && !kept.includes(id));
+    return [...kept, ...spare].slice(0, this.opts.stages);
+  }
+
+  /** Resolves with get()'s first defined value; rejects on a loss, on close, on timeout, or if get throws. */
+  private until<T>(get: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
+    const losses = this.losses;
+    return new Promise<T>((resolve, reject) => {
+      const finish = (err: Error | null, v?: T): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        if (err) reject(err);
+        else resolve(v as T);
+      };
+      const check = (): void => {
+        if (this.losses !== losses) return finish(new StageLostError(this.lastLoss));
+        if (this.closed) return finish(new Error('the session was closed'));
+        try {
+          const v = get();
+          if (v !== undefined) finish(null, v);
+        } catch (e) {
+          finish(e instanceof Error ? e : new Error(String(e)));
+        }
+      };
+      const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)), timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  private poke(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  // ------------------------------------------------------------------ status
+
+  /** "name (id)" for logs; the name is remembered from the ring, as a lost tab has left the room. */
+  private nameOf(id: string): string {
+    const name = this.status.stages.find((s) => s.id === id)?.name ?? this.peerName(id);
+    return name === id ? id : `${name} (${id})`;
+  }
+
+  private peerName(id: string): string {
+    const name = this.signal.peers.get(id)?.meta.name;
+    return typeof name === 'string' && name ? name : id;
+  }
+
+  private fail(e: unknown): void {
+    this.status.error = errorText(e);
+    this.log(`failed: ${this.status.error}`);
+    if (!this.closed) this.setPhase('failed');
+  }
+
+  private setPhase(phase: MeshPhase): void {
+    this.status.phase = phase;
+    this.emit();
+  }
+
+  private log(line: string): void {
+    this.status.log.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (this.status.log.length > 200) this.status.log.shift();
+    console.info(`[mesh] ${line}`);
+    this.emit();
+  }
+
+  private emit(): void {
+    this.opts.onStatus?.(structuredClone(this.status));
+  }
+}
+
+/**
+ * The final attempt's metrics, with what spans attempts recomputed over the whole generation:
+ * prompt length, committed tokens, first-token time, time between tokens, total time. Counters
+ * (levels, rows, hits, misses) cover the final attempt.
+ */
+export function mergedMetrics(last: GenerateMetrics, g: { promptTokens: number; before: number; t0: number; end: number; commitTimes: number[] }): GenerateMetrics {
+  const tbt = g.commitTimes.slice(1).map((t, i) => t - g.commitTimes[i]);
+  return {
+    ...last,
+    promptTokens: g.promptTokens,
+    committedTokens: last.committedTokens + g.before,
+    ttftMs: g.commitTimes.length ? g.commitTimes[0] - g.t0 : last.ttftMs,
+    tbtP50Ms: percentile(tbt, 0.5),
+    tbtP95Ms: percentile(tbt, 0.95),
+    totalMs: g.end - g.t0,
+  };
+}
+
+function absoluteUrl(url: string): string {
+  return typeof location === 'undefined' ? url : new URL(url, location.href).href;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

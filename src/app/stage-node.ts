@@ -1,0 +1,213 @@
+// A stage tab: measures its speed, joins the room and the ring, loads the layers the leader assigns
+// (only those tensors: Range reads + cache), and runs them on every level that passes (RingStage).
+import { SignalClient } from '../mesh/signal-client.ts';
+import { Ring } from '../mesh/ring.ts';
+import type { LinkTuning } from '../mesh/peer.ts';
+import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
+import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import type { StageRole } from '../model/types.ts';
+import { createGpuContext, type GpuContext } from '../gpu/device.ts';
+import type { Stage } from '../gpu/stage.ts';
+import { buildStage } from '../pipeline/gpu-stages.ts';
+import { describeRole } from '../pipeline/layers.ts';
+import { RingStage } from '../pipeline/ring-stage.ts';
+import { measureMatvecGbps } from './speed-probe.ts';
+
+export type StagePhase = 'benchmark' | 'joining' | 'waiting' | 'loading' | 'ready' | 'leader-gone' | 'failed' | 'closed';
+
+export interface StageStatus {
+  phase: StagePhase;
+  /** This tab's id in the room ('' before joining). */
+  id: string;
+  /** Place in the ring (1 = first stage), -1 before the ring forms. */
+  index: number;
+  /** e.g. 'layers 2-4 + head'; null before the first assignment. */
+  role: string | null;
+  device: string;
+  gbps: number | null;
+  /** Bytes of weights fetched for the current load. */
+  load: { done: number; total: number } | null;
+  /** What happened last, in words (errors included). */
+  message: string;
+}
+
+export interface StageNodeOptions {
+  room: string;
+  secret?: string;
+  name?: string;
+  /** ws(s)://host/signal (default: this page's origin). */
+  signalUrl?: string;
+  onStatus?: (s: StageStatus) => void;
+  /** Link timings (ping period, silence timeout); hop delay is the leader's setting. */
+  tuning?: LinkTuning;
+}
+
+export interface StageNode {
+  readonly id: string;
+  readonly status: StageStatus;
+  /** The ring this tab is part of (diagnostics and tests). */
+  readonly ring: Ring;
+  close(): void;
+}
+
+interface Loaded {
+  key: string;
+  stage: Stage;
+}
+
+/** Starts a stage tab. Rejects if WebGPU is missing or the room refuses it (SignallingError: wrong secret, ...). */
+export async function startStageNode(opts: StageNodeOptions): Promise<StageNode> {
+  const status: StageStatus = { phase: 'benchmark', id: '', index: -1, role: null, device: '', gbps: null, load: null, message: 'measuring this tab\'s speed' };
+  const update = (patch: Partial<StageStatus>): void => {
+    Object.assign(status, patch);
+    opts.onStatus?.({ ...status });
+  };
+  update({});
+  let ctx: GpuContext;
+  let signal: SignalClient;
+  try {
+    ctx = await createGpuContext();
+    update({ device: ctx.description, gbps: await measureMatvecGbps(ctx), phase: 'joining', message: `joining room "${opts.room}"` });
+    signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'stage', name: opts.name ?? '' } });
+  } catch (e) {
+    update({ phase: 'failed', message: errorText(e) });
+    throw e;
+  }
+  update({ id: signal.id, phase: 'waiting', message: 'waiting for the leader to form the ring' });
+  let ring: Ring;
+  try {
+    ring = await Ring.join(signal, { name: opts.name, ...opts.tuning, formTimeoutMs: 24 * 3600_000 });
+  } catch (e) {
+    signal.close();
+    ctx.device.destroy();
+    update({ phase: 'failed', message: errorText(e) });
+    throw e;
+  }
+  const node = new StageTab(ring, signal, ctx, status, update);
+  await ring.sendDirect(ring.leader, encodeMessage({ type: 'info', device: ctx.description, gbps: status.gbps ?? 0 }));
+  return node;
+}
+
+class StageTab implements StageNode {
+  private readonly work: RingStage;
+  private loaded: Loaded | null = null;
+  private model: { url: string; model: Promise<LoadedModel> } | null = null;
+  private loads: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly ring: Ring,
+    private readonly signal: SignalClient,
+    private readonly ctx: GpuContext,
+    readonly status: StageStatus,
+    private readonly update: (patch: Partial<StageStatus>) => void,
+  ) {
+    this.work = new RingStage({
+      sendNext: (msg, o) => ring.sendNextMessage(msg, o),
+      sendLeader: (msg) => this.toLeader(msg),
+    });
+    this.work.onError = (e) => {
+      this.update({ message: e.message });
+      void this.toLeader({ type: 'error', code: 'stage-error', message: e.message.slice(0, 900) }).catch(() => undefined);
+    };
+    ring.onPrev((_bytes, msg) => {
+      if (msg.type === 'config') ring.resetStats(); // per-hop latency is reported per request
+      this.work.handle(msg);
+    });
+    ring.onDirect((_from, _bytes, msg) => this.onDirect(msg));
+    ring.on('peer-lost', (e) => {
+      if (e.peer === ring.leader && (e.kind === 'protocol' || e.kind === 'remote-error')) {
+        this.update({ phase: 'failed', message: e.message });
+        this.close(e.message);
+      } else if (e.peer === ring.leader) {
+        this.update({ phase: 'leader-gone', message: `the leader left the room (${e.message}); this tab holds no work until a new leader forms a ring: reload it to join again` });
+        this.close('leader gone');
+      } else {
+        this.update({ message: `lost ${e.peer}: ${e.message}; waiting for the leader to re-form the ring` });
+        void this.toLeader({ type: 'error', code: 'neighbour-lost', message: e.peer }).catch(() => undefined);
+      }
+    });
+    ring.on('error', (e) => this.update({ message: e.message }));
+    this.update({ index: ring.index });
+  }
+
+  get id(): string {
+    return this.ring.id;
+  }
+
+  close(reason = 'stage tab closed'): void {
+    if (this.status.phase !== 'leader-gone' && this.status.phase !== 'failed') this.update({ phase: 'closed', message: reason });
+    this.ring.close(reason);
+    this.signal.close();
+    void this.work.setCompute(null, null).then(() => {
+      this.loaded?.stage.destroy();
+      this.loaded = null;
+      this.ctx.device.destroy();
+    });
+  }
+
+  private toLeader(msg: MeshMessage): Promise<void> {
+    return this.ring.sendDirect(this.ring.leader, encodeMessage(msg));
+  }
+
+  private onDirect(msg: MeshMessage): void {
+    if (msg.type === 'load') {
+      // Loads run one after another; a newer one simply follows an older one.
+      this.loads = this.loads.then(() => this.load(msg));
+    } else if (msg.type === 'query') {
+      const s = this.work.stats();
+      const link = this.ring.link(this.ring.next)?.stats();
+      void this.toLeader({
+        type: 'stats',
+        request: msg.request,
+        packets: s?.request === msg.request ? s.packets : 0,
+        rowsComputed: s?.request === msg.request ? s.rowsComputed : 0,
+        rowsDropped: s?.request === msg.request ? s.rowsDropped : 0,
+        busyMs: s?.request === msg.request ? s.busyMs : 0,
+        spanMs: s?.request === msg.request ? s.spanMs : 0,
+        nextRttP50Ms: link?.rttP50 ?? null,
+        nextRttP95Ms: link?.rttP95 ?? null,
+        nextRttSamples: link?.rttSamples ?? 0,
+      }).catch(() => undefined);
+    }
+  }
+
+  private async load(m: Extract<MeshMessage, { type: 'load' }>): Promise<void> {
+    const role: StageRole = { layers: { start: m.start, end: m.end }, embed: m.embed, head: m.head };
+    const key = JSON.stringify([m.modelUrl, role, m.numSlots]);
+    const t0 = performance.now();
+    this.update({ index: this.ring.index, role: describeRole(role) });
+    try {
+      if (this.loaded?.key !== key) {
+        this.update({ phase: 'loading', load: { done: 0, total: 0 }, message: `loading ${describeRole(role)}` });
+        await this.work.setCompute(null, null); // nothing computes on the old stage any more
+        this.loaded?.stage.destroy();
+        this.loaded = null;
+        if (this.model?.url !== m.modelUrl) this.model = { url: m.modelUrl, model: loadModel(urlSource(m.modelUrl), { tokenizer: false }) };
+        let lastSent = 0;
+        const stage = await buildStage(this.ctx, await this.model.model, role, {
+          numSlots: m.numSlots,
+          onProgress: (done, total) => {
+            this.update({ load: { done, total } });
+            const now = performance.now();
+            if (now - lastSent > 100 || done === total) {
+              lastSent = now;
+              void this.toLeader({ type: 'progress', load: m.load, done, total }).catch(() => undefined);
+            }
+          },
+        });
+        this.loaded = { key, stage };
+      }
+      await this.work.setCompute(this.loaded.stage, role, m.wire);
+      this.update({ phase: 'ready', message: `ready: ${describeRole(role)}` });
+      await this.toLeader({ type: 'loaded', load: m.load, weightBytes: this.loaded.stage.weightBytes, ms: performance.now() - t0, error: '' });
+    } catch (e) {
+      this.model = null; // a failed read is not cached
+      this.update({ phase: 'failed', message: `loading ${describeRole(role)} failed: ${errorText(e)}` });
+      await this.toLeader({ type: 'loaded', load: m.load, weightBytes: 0, ms: performance.now() - t0, error: errorText(e).slice(0, 900) }).catch(() => undefined);
+    }
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
