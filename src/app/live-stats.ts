@@ -20,6 +20,9 @@ export interface StatsSnapshot {
   boundTokensPerStep: number | null;
 }
 
+/** What a headless page streams to the command line, one event per token or stage packet. */
+export type LiveEvent = { kind: 'token'; t: number; hit: boolean; text: string } | { kind: 'packet'; stage: number; packet: PacketTrace };
+
 export class LiveStats {
   private readonly times: number[] = [];
   private hits = 0;
@@ -46,9 +49,15 @@ export class LiveStats {
   }
 
   packet(p: PacketTrace): void {
-    if (p.rowsComputed === 0) return;
+    // Decode steps only: the prompt's prefill levels are much heavier than a step.
+    if (p.rowsComputed === 0 || this.times.length === 0) return;
     this.busyMs += p.endMs - p.startMs;
     this.packets++;
+  }
+
+  apply(e: LiveEvent): void {
+    if (e.kind === 'token') this.token(e.t, e.hit);
+    else this.packet(e.packet);
   }
 
   snapshot(): StatsSnapshot {

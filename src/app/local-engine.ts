@@ -1,6 +1,7 @@
 // A model loaded into this tab's GPU, kept across generations: the target split into local stages,
 // plus the speculative source. runLocal (one-shot CLI runs), the chat page and the bench share it.
-import type { LoadedModel } from '../model/index.ts';
+import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import type { ModelSpec } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
 import type { StageRole } from '../model/types.ts';
@@ -113,8 +114,13 @@ export class LocalEngine {
     );
     if (o.onPacket) local.onPacket = o.onPacket;
     const pipeline = o.wrap ? o.wrap(local) : local;
-    const result = await generate(pipeline, { ...o, source: this.sourceFor(o.draft) });
-    return { ...result, stageBusyMs: local.stats.map((s) => s.busyMs) };
+    try {
+      const result = await generate(pipeline, { ...o, source: this.sourceFor(o.draft) });
+      return { ...result, stageBusyMs: local.stats.map((s) => s.busyMs) };
+    } finally {
+      // The final verdict is still travelling: it must not land on the next run's fresh KV.
+      await local.drained();
+    }
   }
 
   private sourceFor(kind: DraftKind | undefined): SpeculativeSource | null {
@@ -137,4 +143,14 @@ export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage
   if (k === 'none') return null;
   if (!draftStage) throw new Error('no draft model is loaded (load one, or use the n-gram source)');
   return new DraftModelSource(draftModelOf(draftStage, vocabSize));
+}
+
+/**
+ * Loads a target (and an optional draft) by URL into a new engine; `numSlots` sizes the KV cache
+ * from the target's spec. For headless runs (demo, bench) that keep one model for many runs.
+ */
+export async function openEngine(o: { modelUrl: string; draftUrl?: string | null; stages: number; numSlots: (spec: ModelSpec) => number }): Promise<LocalEngine> {
+  const model = await loadModel(urlSource(o.modelUrl));
+  const draft = o.draftUrl ? await loadModel(urlSource(o.draftUrl), { tokenizer: false }) : null;
+  return LocalEngine.create(model, { stages: o.stages, numSlots: o.numSlots(model.spec), draft });
 }

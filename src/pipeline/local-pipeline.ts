@@ -82,6 +82,14 @@ export class LocalPipeline implements Pipeline {
     });
   }
 
+  /**
+   * Resolves once no stage has a packet queued or in progress. generate() returns right after
+   * sending its final verdict; wait for this before the stages' KV is reset for another request.
+   */
+  async drained(): Promise<void> {
+    while (!this.error && this.runners.some((r) => r.queued > 0)) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
   stepCount(): number | null {
     return null;
   }

@@ -6,7 +6,7 @@ import { byId, el, errorText } from './dom.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
 import { ProgressBars } from './progress.ts';
-import { LiveStats } from './live-stats.ts';
+import { LiveStats } from '../app/live-stats.ts';
 import { renderStats } from './stats-panel.ts';
 import { pipelineSvg, type PipelineTrace } from './pipeline-view.ts';
 import type { ChatMessage } from './chat-template.ts';

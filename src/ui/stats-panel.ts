@@ -1,5 +1,5 @@
 // The live stats panel: rate, time between tokens, hit rate, tokens per step against the bound.
-import type { StatsSnapshot } from './live-stats.ts';
+import type { StatsSnapshot } from '../app/live-stats.ts';
 
 function fmt(v: number | null, digits: number, unit = ''): string {
   return v === null ? '–' : `${v.toFixed(digits)}${unit}`;
