@@ -119,6 +119,8 @@ test('a stage tab closed mid-generation: the ring re-forms and the output is unc
   expect(r.tokens).toEqual(undisturbed.tokens);
   expect(r.recoveries).toBe(1);
   expect(r.stages).toHaveLength(2);
+  // Every hop's link delays each message by 15 ms both ways: the stages took the leader's setting.
+  for (const h of r.hops) expect(h.rttP50Ms ?? 0, `${h.from}->${h.to}`).toBeGreaterThanOrEqual(30);
   const status = await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow');
   expect(status.error).toContain(`s2 (${m.stageIds[1]}) lost`);
   expect(status.log.join('\n')).toMatch(/re-forming the ring with 2 stage\(s\)/);

@@ -396,7 +396,7 @@ export class MeshSession {
     await Promise.all(
       ids.map((id, i) => {
         const r = roles[i];
-        const msg: MeshMessage = { type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire };
+        const msg: MeshMessage = { type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire, hopDelayMs: Math.round(this.opts.hopDelayMs ?? 0) };
         return this.ring.sendDirect(id, encodeMessage(msg));
       }),
     );

@@ -175,6 +175,7 @@ class StageTab implements StageNode {
     const role: StageRole = { layers: { start: m.start, end: m.end }, embed: m.embed, head: m.head };
     const key = JSON.stringify([m.modelUrl, role, m.numSlots]);
     const t0 = performance.now();
+    this.ring.setHopDelay(m.hopDelayMs);
     this.update({ index: this.ring.index, role: describeRole(role) });
     try {
       if (this.loaded?.key !== key) {

@@ -200,6 +200,11 @@ export class Link extends Emitter<LinkEvents> {
     this.channel?.send(bytes as Uint8Array<ArrayBuffer>);
   }
 
+  /** Sets the simulated per-hop delay for messages sent from now on, ms. */
+  setHopDelay(ms: number): void {
+    this.opts.hopDelayMs = ms;
+  }
+
   /** Forgets the round-trip samples (e.g. to measure an idle link after a burst of traffic). */
   resetStats(): void {
     this.rtts.length = 0;

@@ -55,8 +55,11 @@ export type MeshMessage =
   | { type: 'bye'; reason: string }
   /** Stage -> leader after joining: its adapter and measured matrix-vector bandwidth (GB/s). */
   | { type: 'info'; device: string; gbps: number }
-  /** Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots. */
-  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype }
+  /**
+   * Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots;
+   * send hidden states as `wire` and delay every message by hopDelayMs (the ring's simulated network).
+   */
+  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype; hopDelayMs: number }
   /** Stage -> leader: bytes of weights fetched so far for load `load`. */
   | { type: 'progress'; load: number; done: number; total: number }
   /** Stage -> leader: load `load` finished (error '' when it worked). */
@@ -289,7 +292,7 @@ function checkOptionalAmount(v: number | null, what: string): void {
   if (v !== null) checkAmount(v, what);
 }
 function checkLoad(m: Extract<MeshMessage, { type: 'load' }>): void {
-  for (const k of ['load', 'start', 'end', 'numSlots'] as const) checkU32(m[k], `load.${k}`);
+  for (const k of ['load', 'start', 'end', 'numSlots', 'hopDelayMs'] as const) checkU32(m[k], `load.${k}`);
   if (m.start >= m.end) throw new ProtocolError('inconsistent', `load of layers [${m.start}, ${m.end})`);
 }
 const WIRE_CODES: Record<PayloadDtype, number> = { f32: 1, f16: 2 };
@@ -420,6 +423,7 @@ export function encodeMessage(msg: MeshMessage, opts: EncodeOptions = {}): Uint8
       meta.u32(msg.start);
       meta.u32(msg.end);
       meta.u32(msg.numSlots);
+      meta.u32(msg.hopDelayMs);
       meta.u8((msg.embed ? 1 : 0) | (msg.head ? 2 : 0));
       meta.u8(WIRE_CODES[msg.wire]);
       meta.str(msg.modelUrl);
@@ -678,13 +682,13 @@ function decodeBody(bytes: Uint8Array, h: MessageHeader): MeshMessage {
       checkAmount(msg.gbps, 'info.gbps');
       break;
     case 'load': {
-      const [load, start, end, numSlots] = [r.u32('load'), r.u32('start'), r.u32('end'), r.u32('numSlots')];
+      const [load, start, end, numSlots, hopDelayMs] = [r.u32('load'), r.u32('start'), r.u32('end'), r.u32('numSlots'), r.u32('hopDelayMs')];
       const flags = r.u8('load flags');
       if (flags > 3) throw new ProtocolError('bad-value', `load flags ${flags}`);
       const wireCode = r.u8('wire dtype');
       const wire = wireCode === 1 ? 'f32' : wireCode === 2 ? 'f16' : null;
       if (!wire) throw new ProtocolError('bad-value', `wire dtype ${wireCode}`);
-      msg = { type: 'load', load, modelUrl: r.str('modelUrl'), start, end, embed: (flags & 1) !== 0, head: (flags & 2) !== 0, numSlots, wire };
+      msg = { type: 'load', load, modelUrl: r.str('modelUrl'), start, end, embed: (flags & 1) !== 0, head: (flags & 2) !== 0, numSlots, wire, hopDelayMs };
       checkLoad(msg);
       break;
     }

@@ -143,6 +143,12 @@ export class Ring extends Emitter<RingEvents> {
     return [...this.links.values()].map((l) => l.stats());
   }
 
+  /** Sets the simulated per-hop delay on every link, now and later (a stage takes the leader's setting). */
+  setHopDelay(ms: number): void {
+    this.opts.hopDelayMs = ms;
+    for (const l of this.links.values()) l.setHopDelay(ms);
+  }
+
   resetStats(): void {
     for (const l of this.links.values()) l.resetStats();
   }
