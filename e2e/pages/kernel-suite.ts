@@ -92,7 +92,7 @@ export const KERNEL_SUITE: SuiteCase[] = [
     { title: `stage split [0,2)+[2,4) == one stage [0,4) (${format})`, fn: 'testStageSplit', arg: { format }, judge: noDiffering },
   ]),
   { title: 'Qwen2-style stage (q/k/v bias, tied embeddings) vs CPU reference', fn: 'testStageVsReference', arg: { format: 'f16', qwen: true, tied: true }, judge: stageVsReference },
-  { title: 'GPU kernel variants (4 lanes per output, workgroup attention): stage vs reference', fn: 'testStageVsReference', arg: variants, judge: stageVsReference },
+  { title: 'GPU kernel variants (GPU default lanes per output, workgroup attention): stage vs reference', fn: 'testStageVsReference', arg: variants, judge: stageVsReference },
   { title: 'GPU kernel variants: stage batch independence', fn: 'testStageBatchIndependence', arg: variants, judge: noDiffering },
   { title: 'GPU kernel variants: tree attention == root-to-leaf paths', fn: 'testTreeAttention', arg: variants, judge: tree },
 ];

@@ -95,7 +95,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
   let copyTimer: (() => Promise<number>) | undefined;
   let copyName = '';
   let bestMs = Infinity;
-  for (const groups of [64, 256, 1024]) {
+  for (const groups of [64, 256, 1024, 4096, 16384]) {
     const t = await timer(dev, (p) => {
       p.setPipeline(copyPipe);
       p.setBindGroup(0, copyGroup);

@@ -4,7 +4,7 @@
 import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, type BindingResource } from '../../src/gpu/kernels.ts';
+import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, type BindingResource } from '../../src/gpu/kernels.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
 import { RefStage, halfToFloat, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
 import { prng, randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/testing.ts';
@@ -104,7 +104,7 @@ export async function adapter(): Promise<{ description: string; features: Record
 /** Matmul configurations under test: the adapter's default, and the multi-lane GPU variants. */
 function matmulConfigs(c: GpuContext): { name: string; k: Kernels; full: boolean }[] {
   const configs = [{ name: 'default', k: new Kernels(c), full: true }];
-  for (const lanes of [1, 4]) {
+  for (const lanes of [1, 4, DEFAULT_LANES]) {
     for (const subgroups of [true, false]) {
       const k = new Kernels(c, { lanes, subgroups });
       if (k.lanes === configs[0].k.lanes && k.subgroups === configs[0].k.subgroups) continue;
@@ -481,7 +481,7 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
 /** Kernel variants a test stage uses: the adapter's defaults, or the ones GPUs get. */
 type Variants = { gpuVariants?: boolean };
 function variantOpts(a: Variants): Partial<StageOptions> {
-  return a.gpuVariants ? { lanes: 4, attention: 'workgroup' } : {};
+  return a.gpuVariants ? { lanes: DEFAULT_LANES, attention: 'workgroup' } : {};
 }
 
 function fullRole(spec: ModelSpec): StageRole {

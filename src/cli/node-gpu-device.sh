@@ -40,10 +40,12 @@ fi
 head -4 "$OUT/machine.txt"
 APP=$C/node-gpu.mjs
 TEST_ARGS=${TEST_ARGS:-}
-BENCH_ARGS=${BENCH_ARGS:-}
+BENCH_ARGS=${BENCH_ARGS:-}  # appended to both benchmark runs
+BENCH_SMALL_ARGS=${BENCH_SMALL_ARGS:-}
+BENCH_LARGE_ARGS=${BENCH_LARGE_ARGS:---size 8192 --lanes 1,4,16,32 --no-subgroups --seconds 0.1 --no-stage}
 rc=0
 timeout 90 "$NODE" "$APP" info --json "$OUT/info.json" 2>&1 | tee -a "$LOG" || rc=1
 timeout "${TEST_TIMEOUT:-240}" "$NODE" "$APP" test --json "$OUT/test.json" $TEST_ARGS 2>&1 | tee -a "$LOG" || rc=1
-timeout "${BENCH_TIMEOUT:-120}" "$NODE" "$APP" bench --json "$OUT/bench-2048.json" $BENCH_ARGS 2>&1 | tee -a "$LOG" || rc=1
-timeout "${BENCH_TIMEOUT:-120}" "$NODE" "$APP" bench --size 8192 --lanes 1,4,16,32 --no-subgroups --seconds 0.1 --no-stage --json "$OUT/bench-8192.json" $BENCH_ARGS 2>&1 | tee -a "$LOG" || rc=1
+timeout "${BENCH_TIMEOUT:-120}" "$NODE" "$APP" bench --json "$OUT/bench-2048.json" $BENCH_SMALL_ARGS $BENCH_ARGS 2>&1 | tee -a "$LOG" || rc=1
+timeout "${BENCH_TIMEOUT:-120}" "$NODE" "$APP" bench --json "$OUT/bench-8192.json" $BENCH_LARGE_ARGS $BENCH_ARGS 2>&1 | tee -a "$LOG" || rc=1
 exit $rc
