@@ -59,7 +59,9 @@ async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { 
     if (!('id' in j)) throw new Error(`stage did not join: ${j.error}`);
     return j.id;
   });
-  expect(await callInPage<Outcome>(leader, PAGE, 'leaderReady')).toEqual({ ok: true });
+  const ready = await callInPage<Outcome>(leader, PAGE, 'leaderReady');
+  if (!('ok' in ready)) for (const p of [leader, ...stagePages]) console.log('stalls', JSON.stringify(await callInPage(p, PAGE, 'stallsNow')));
+  expect(ready).toEqual({ ok: true });
   return { room, leader, stages: stagePages, stageIds };
 }
 

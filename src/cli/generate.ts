@@ -1,13 +1,19 @@
 // npm run generate -- --model DIR_OR_URL (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
 //   [--greedy | --temperature T --top-k K --top-p P --seed S] [--dump-logits K] [--mode single|pp|tree|specpipe]
-//   [--local-stages N] [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--json]
+//   [--local-stages N | --stages N [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal]]
+//   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--json]
 // Runs the model in headless Chromium (real WebGPU) and prints the tokens, text and timings.
+// --local-stages: every stage in one tab. --stages: a mesh of N stage tabs plus a leader tab, spread
+// over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips.
 import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
 import { startPageHost } from './page-host.ts';
 import type { LocalRunReport, LocalRunRequest } from '../app/local-run.ts';
+import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
 import type { Mode } from '../spec/scheduler.ts';
+import type { Page } from '@playwright/test';
+import type { LeaderArgs, Outcome, StageArgs } from './mesh-page.ts';
 
-const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth'];
+const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split'];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 
 async function main(): Promise<void> {
@@ -20,7 +26,14 @@ async function main(): Promise<void> {
   const greedy = flag(args, 'greedy') || !args.has('temperature');
   const draftDir = args.has('draft-model') ? str(args, 'draft-model') : undefined;
 
-  const host = await startPageHost({ models: [str(args, 'model'), ...(draftDir ? [draftDir] : [])] });
+  const meshStages = args.has('stages') ? num(args, 'stages', 1) : 0;
+  if (meshStages && args.has('local-stages')) throw new Error('give --stages (tabs) or --local-stages (one tab), not both');
+  if (meshStages && args.has('dump-logits')) throw new Error('--dump-logits works with --local-stages only');
+  const browsers = num(args, 'browsers', 2);
+  if (!['f32', 'f16'].includes(str(args, 'wire', 'f32'))) throw new Error('--wire must be f32 or f16');
+  if (!['speed', 'equal'].includes(str(args, 'split', 'speed'))) throw new Error('--split must be speed or equal');
+
+  const host = await startPageHost({ models: [str(args, 'model'), ...(draftDir ? [draftDir] : [])], browsers: meshStages ? browsers : 1 });
   try {
     const page = await host.newPage();
     if (!json) await page.exposeFunction('__specpipeStream', (t: string) => process.stdout.write(t));
@@ -43,11 +56,19 @@ async function main(): Promise<void> {
       stream: !json,
     };
     if (!json && req.prompt) process.stdout.write(req.prompt);
-    const report = await page.evaluate(async (r) => {
-      const path = '/src/app/local-run.ts';
-      const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/local-run.ts');
-      return m.runLocal(r);
-    }, req) as LocalRunReport;
+    const report = meshStages
+      ? await runMesh(page, (i) => host.newPage(i), `${host.baseUrl}/src/cli/page.html`, req, {
+          stages: meshStages,
+          hopDelayMs: num(args, 'hop-delay-ms', 0),
+          wire: str(args, 'wire', 'f32') as 'f32' | 'f16',
+          split: str(args, 'split', 'speed') as 'speed' | 'equal',
+          browsers,
+        })
+      : ((await page.evaluate(async (r) => {
+          const path = '/src/app/local-run.ts';
+          const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/local-run.ts');
+          return m.runLocal(r);
+        }, req)) as LocalRunReport);
     if (json) {
       process.stdout.write(JSON.stringify(report) + '\n');
     } else {
@@ -57,10 +78,45 @@ async function main(): Promise<void> {
         `\n\n[${report.tokens.length} tokens, stop: ${report.stopReason}; load ${t.loadMs.toFixed(0)} ms, ` +
           `first token ${t.ttftMs?.toFixed(0)} ms, between tokens p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n`,
       );
+      if ('hops' in report) {
+        const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
+        process.stdout.write(`[stages: ${report.stages.join('; ')}]\n[hop round trips p50/p95 ms: ${hops}; recoveries ${report.recoveries}]\n`);
+      }
     }
   } finally {
     await host.close();
   }
+}
+
+interface MeshArgs {
+  stages: number;
+  hopDelayMs: number;
+  wire: 'f32' | 'f16';
+  split: 'speed' | 'equal';
+  browsers: number;
+}
+
+/** The leader in `leader` (browser 0), stage tabs spread over the browsers; one generation. */
+async function runMesh(leader: Page, newPage: (browser: number) => Promise<Page>, pageUrl: string, req: LocalRunRequest, o: MeshArgs): Promise<MeshRunReport> {
+  const MODULE = '/src/cli/mesh-page.ts';
+  type Tab = typeof import('./mesh-page.ts');
+  const room = `cli-${process.pid}-${Date.now().toString(36)}`;
+  const leaderArgs: LeaderArgs = { room, stages: o.stages, modelUrl: req.modelUrl, draftUrl: req.draftUrl, hopDelayMs: o.hopDelayMs, wire: o.wire, split: o.split, name: 'leader' };
+  await leader.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderStart(a), [MODULE, leaderArgs] as const);
+  const stagePages: Page[] = [];
+  for (let i = 0; i < o.stages; i++) {
+    const p = await newPage((i + 1) % o.browsers);
+    await p.goto(pageUrl);
+    stagePages.push(p);
+  }
+  const joined = await Promise.all(
+    stagePages.map((p, i) => p.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).stageStart(a), [MODULE, { room, name: `stage ${i + 1}` } satisfies StageArgs] as const)),
+  );
+  for (const j of joined) if ('error' in j) throw new Error(`a stage tab could not join: ${j.error}`);
+  const ready = (await leader.evaluate(async (m) => ((await import(/* @vite-ignore */ m)) as Tab).leaderReady(), MODULE)) as Outcome;
+  if ('error' in ready) throw new Error(`the mesh did not come up: ${ready.error}`);
+  const meshReq: MeshRunRequest = { prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth };
+  return leader.evaluate(async ([m, r]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderGenerate(r), [MODULE, meshReq] as const);
 }
 
 main().catch((e: unknown) => {

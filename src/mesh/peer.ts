@@ -109,6 +109,7 @@ export class Link extends Emitter<LinkEvents> {
   private readonly heldCandidates: Record<string, unknown>[] = [];
   private pingSeq = 0;
   private lastHeard = now();
+  private lastTick = now();
   private readonly rtts: number[] = [];
   private counters = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0 };
   private resolveOpen!: () => void;
@@ -317,7 +318,7 @@ export class Link extends Emitter<LinkEvents> {
     this.state = 'open';
     if (this.connectTimer) clearTimeout(this.connectTimer);
     if (this.openPoll) clearInterval(this.openPoll);
-    this.lastHeard = now();
+    this.lastHeard = this.lastTick = now();
     this.pingTimer = setInterval(() => this.tick(), this.opts.pingIntervalMs);
     this.resolveOpen();
     this.emit('open', undefined);
@@ -325,7 +326,12 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   private tick(): void {
-    const silentFor = now() - this.lastHeard;
+    // A late tick means this tab's own thread was busy (e.g. uploading weights): what the peer sent
+    // meanwhile is still queued, so the stall does not count as the peer's silence.
+    const t = now();
+    if (t - this.lastTick > 2 * this.opts.pingIntervalMs) this.lastHeard = Math.max(this.lastHeard, t - this.opts.pingIntervalMs);
+    this.lastTick = t;
+    const silentFor = t - this.lastHeard;
     const limit = this.opts.timeoutMs + 2 * this.opts.hopDelayMs;
     if (silentFor > limit) {
       this.close('timeout', `${this.remote} did not answer for ${Math.round(silentFor)} ms`, false);

@@ -1,0 +1,85 @@
+// Browser side of a mesh driven from Node (the generate CLI, e2e/ring-pipeline.spec.ts): one tab is
+// the leader (MeshSession) or a stage (startStageNode). Node calls these exports with
+// page.evaluate; the state of this tab's node lives in the module.
+import { MeshSession, type MeshOpenOptions, type MeshRunReport, type MeshRunRequest, type MeshStatus } from '../app/mesh-session.ts';
+import { startStageNode, type StageNode, type StageNodeOptions, type StageStatus } from '../app/stage-node.ts';
+import { SignallingError } from '../mesh/signal-client.ts';
+
+let session: Promise<MeshSession> | null = null;
+let leaderStatus: MeshStatus | null = null;
+let tokensSoFar = 0;
+let stage: StageNode | null = null;
+let stageStatus: StageStatus | null = null;
+
+export type Outcome = { ok: true } | { error: string };
+export type LeaderArgs = Omit<MeshOpenOptions, 'onStatus'>;
+export type StageArgs = Omit<StageNodeOptions, 'onStatus'>;
+
+declare global {
+  interface Window {
+    __specpipeStream?: (text: string) => void;
+  }
+}
+
+/** Leader: starts opening the session (it waits for the stage tabs); leaderReady tells how it went. */
+export function leaderStart(o: LeaderArgs): void {
+  session = MeshSession.open({ ...o, onStatus: (s) => (leaderStatus = s) });
+  session.catch(() => undefined);
+}
+
+export async function leaderReady(): Promise<Outcome> {
+  try {
+    await need(session);
+    return { ok: true };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** Leader: one generation; streams text through window.__specpipeStream when the host exposed it. */
+export async function leaderGenerate(req: MeshRunRequest): Promise<MeshRunReport> {
+  tokensSoFar = 0;
+  let shown = 0;
+  return (await need(session)).generate(req, {
+    onToken: (_token, text) => {
+      tokensSoFar++;
+      if (text !== null && window.__specpipeStream) {
+        window.__specpipeStream(text.slice(shown));
+        shown = text.length;
+      }
+    },
+  });
+}
+
+/** Leader: tokens committed so far in the running generation. */
+export function leaderTokens(): number {
+  return tokensSoFar;
+}
+
+export function leaderStatusNow(): MeshStatus | null {
+  return leaderStatus;
+}
+
+/** Stage: joins the room and the ring; resolves once the ring is formed (or with the refusal). */
+export async function stageStart(o: StageArgs): Promise<{ id: string } | { error: string; code: string }> {
+  try {
+    stage = await startStageNode({ ...o, onStatus: (s) => (stageStatus = s) });
+    return { id: stage.id };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e), code: e instanceof SignallingError ? e.code : '' };
+  }
+}
+
+export function stageStatusNow(): StageStatus | null {
+  return stageStatus;
+}
+
+/** This tab's stage node (tests reach its ring). */
+export function stageNode(): StageNode {
+  return need(stage);
+}
+
+function need<T>(x: T | null): T {
+  if (x === null) throw new Error('not started in this tab');
+  return x;
+}
