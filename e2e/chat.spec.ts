@@ -1,12 +1,17 @@
 // The chat page in a real browser (headless Chromium, SwiftShader WebGPU): load the bundled pair,
 // stream a continuation in specpipe mode, stop it, and check the stats and the pipeline picture.
-import { test, expect } from '@playwright/test';
+import { test, expect, type Page } from '@playwright/test';
+
+/** Waits until the page finished a generation; an error shows its message in the failure. */
+async function finished(page: Page, timeout: number): Promise<void> {
+  await expect(page.locator('#status')).toHaveText(/^(done: .*|error|stopped)$/, { timeout });
+  if ((await page.locator('#status').textContent()) === 'error') throw new Error(`the page shows an error: ${await page.locator('#error').textContent()}`);
+}
 
 test('chat page streams tokens, stops, and shows live stats', async ({ page }, info) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('/');
-  await expect(page.locator('#mesh-unavailable')).toBeVisible();
   await expect(page.locator('#join-link')).toHaveText(/\?room=mesh-[a-z0-9]+&stage$/);
   await page.locator('#max-tokens').fill('400');
   await page.locator('#prompt').fill('And God said');
@@ -44,7 +49,8 @@ test('chat page streams tokens, stops, and shows live stats', async ({ page }, i
   await page.locator('select[name=mode]').selectOption('single');
   await page.locator('#max-tokens').fill('8');
   await page.locator('#send').click();
-  await expect(page.locator('#status')).toHaveText(/done: \d+ tokens \((length|eos)\)/, { timeout: 120_000 });
+  await finished(page, 120_000);
+  await expect(page.locator('#status')).toHaveText(/done: \d+ tokens \((length|eos)\)/);
   expect(errors).toEqual([]);
 });
 
@@ -57,4 +63,43 @@ test('a bad model URL shows a clear error', async ({ page }) => {
   await expect(error).toContainText('Could not load the target model from /models/no-such-model/');
   await expect(error).toContainText('config.json');
   await expect(page.locator('#load')).toBeVisible();
+});
+
+test('chat page over stage tabs: the mesh view fills in and the text equals a single-tab run', async ({ browser }) => {
+  const room = `chat-e2e-${Date.now().toString(36)}`;
+  const context = await browser.newContext();
+  const stages = [await context.newPage(), await context.newPage()];
+  for (const s of stages) await s.goto(`/?room=${room}&stage`);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`/?room=${room}`);
+  await page.locator('#placement').selectOption('mesh');
+  await page.locator('#stages').fill('2');
+  await page.locator('select[name=mode]').selectOption('specpipe');
+  await page.locator('#max-tokens').fill('12');
+  await page.locator('#prompt').fill('And God said');
+  await page.locator('#send').click();
+  await finished(page, 180_000);
+  await expect(page.locator('#status')).toHaveText(/done: \d+ tokens \((length|eos)\)/);
+  const meshText = await page.locator('#transcript .assistant').last().textContent();
+  expect(meshText!.length).toBeGreaterThan(0);
+  await expect(page.locator('#mesh-phase')).toContainText(room);
+  await expect(page.locator('#mesh-stages tr')).toHaveCount(3);
+  await expect(page.locator('#mesh-stages')).toContainText('layers 0-');
+  await expect(page.locator('#mesh-stages')).toContainText('+ head');
+  await expect(page.locator('#mesh-hops li').first()).toContainText('round trip p50');
+  expect(await page.locator('#stats').innerText()).toMatch(/hit rate \(final\)\s+\d+%/);
+  for (const s of stages) {
+    await expect(s.locator('#stage-status')).toHaveAttribute('data-phase', 'ready');
+    await expect(s.locator('#stage-status')).toContainText('layers');
+  }
+
+  // The same prompt with every layer in this tab gives the same text (lossless across placements).
+  await page.locator('select[name=mode]').selectOption('single');
+  await page.locator('#send').click();
+  await finished(page, 120_000);
+  expect(await page.locator('#transcript .assistant').last().textContent()).toBe(meshText);
+  expect(errors).toEqual([]);
+  await context.close();
 });

@@ -37,13 +37,14 @@ export class LiveStats {
     private readonly speculative: boolean,
   ) {}
 
-  /** A committed token at time `t` (ms); `hit` says whether the NEXT one is already in flight. */
-  token(t: number, hit: boolean): void {
+  /**
+   * A committed token at time `t` (ms); `hit` says whether the NEXT one is already in flight (null:
+   * not known live, e.g. from stage tabs; hits are then left out).
+   */
+  token(t: number, hit: boolean | null): void {
     // A commit's hit decides the next token's wait, so it is counted when that token arrives.
-    if (this.lastHit !== null) {
-      if (this.lastHit) this.hits++;
-      else this.misses++;
-    }
+    if (this.lastHit === true) this.hits++;
+    else if (this.lastHit === false) this.misses++;
     this.lastHit = hit;
     this.times.push(t);
   }

@@ -1,15 +1,20 @@
-// The chat page's controller: settings -> load (progress) -> generate (streaming, stop) -> stats.
-import type { TextTokenizer } from '../model/index.ts';
+// The chat page's controller: settings -> load (progress) -> generate (streaming, stop) -> stats,
+// with the target's stages in this tab (LocalSession) or in the room's stage tabs (MeshBackend).
+import { urlSource } from '../model/index.ts';
 import { tokensPerSecond } from '../app/local-run.ts';
 import type { LocalEngine } from '../app/local-engine.ts';
+import type { GenerateMetrics } from '../spec/scheduler.ts';
+import { LiveStats } from '../app/live-stats.ts';
 import { byId, el, errorText } from './dom.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
+import { MeshBackend } from './mesh-backend.ts';
+import { renderMeshView } from './mesh-view.ts';
 import { ProgressBars } from './progress.ts';
-import { LiveStats } from '../app/live-stats.ts';
 import { renderStats } from './stats-panel.ts';
 import { pipelineSvg, type PipelineTrace } from './pipeline-view.ts';
-import type { ChatMessage } from './chat-template.ts';
+import { chatTemplateOf, type ChatMessage, type ChatTemplate } from './chat-template.ts';
+import type { RoomParams } from './room.ts';
 
 interface Ui {
   modelForm: HTMLFormElement;
@@ -24,6 +29,7 @@ interface Ui {
   status: HTMLElement;
   stats: HTMLElement;
   pipeline: HTMLElement;
+  meshView: HTMLElement;
   progress: ProgressBars;
   modelInfo: HTMLElement;
 }
@@ -42,9 +48,51 @@ function findUi(): Ui {
     status: byId('status', HTMLElement),
     stats: byId('stats', HTMLElement),
     pipeline: byId('pipeline', HTMLElement),
+    meshView: byId('mesh-view', HTMLElement),
     progress: new ProgressBars(byId('progress', HTMLElement)),
     modelInfo: byId('model-info', HTMLElement),
   };
+}
+
+/** A rows-of-stats painter, throttled to one repaint per frame; `final` rows survive late repaints. */
+class StatsPainter {
+  private frame = 0;
+  private extra: [string, string][];
+
+  constructor(
+    private readonly ui: Ui,
+    private readonly live: LiveStats,
+    private readonly trace: PipelineTrace | null,
+    header: [string, string],
+  ) {
+    this.extra = [header];
+    ui.pipeline.replaceChildren(trace ? '' : el('p', { class: 'hint' }, 'The pipeline picture shows stages in this tab (stage tabs do not report per-level traces yet).'));
+  }
+
+  schedule(): void {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.paint());
+  }
+
+  finish(rows: [string, string][]): void {
+    this.extra = [...this.extra, ...rows];
+    cancelAnimationFrame(this.frame);
+    this.paint();
+  }
+
+  private paint(): void {
+    this.frame = 0;
+    renderStats(this.ui.stats, this.live.snapshot(), this.extra);
+    if (this.trace) this.ui.pipeline.innerHTML = pipelineSvg(this.trace);
+  }
+}
+
+function finalRows(m: GenerateMetrics, emitted: number, stop: string): [string, string][] {
+  return [
+    ['first token', m.ttftMs === null ? '–' : `${m.ttftMs.toFixed(0)} ms`],
+    ['decode tokens/s (final)', tokensPerSecond(emitted, m)?.toFixed(1) ?? '–'],
+    ['hit rate (final)', m.hitRate === null ? '–' : `${(m.hitRate * 100).toFixed(0)}%, bound ${m.boundTokensPerStep?.toFixed(2)} tokens/step, ${m.boundSpeedupOverPp?.toFixed(2)}x over pp`],
+    ['stop', stop],
+  ];
 }
 
 function choice(form: HTMLFormElement, urlField: string, files: HTMLInputElement): ModelChoice {
@@ -55,8 +103,13 @@ function choice(form: HTMLFormElement, urlField: string, files: HTMLInputElement
 export class ChatApp {
   private readonly ui = findUi();
   private readonly session = new LocalSession();
+  private readonly mesh: MeshBackend;
   private readonly history: ChatMessage[] = [];
   private running: AbortController | null = null;
+
+  constructor(room: RoomParams) {
+    this.mesh = new MeshBackend(room);
+  }
 
   start(): void {
     this.ui.send.addEventListener('click', () => void this.submit());
@@ -66,14 +119,15 @@ export class ChatApp {
     this.ui.stop.addEventListener('click', () => this.running?.abort());
     this.ui.modelForm.addEventListener('submit', (e) => {
       e.preventDefault();
-      void this.guard(async (signal) => void (await this.load(parseSettings(this.field(this.ui.settings)), signal)));
+      void this.guard(async (signal) => void (await this.load(this.settings(), signal)));
     });
+    addEventListener('pagehide', () => this.mesh.close());
     this.setRunning(false);
   }
 
-  private field(form: HTMLFormElement): (name: string) => string {
-    const data = new FormData(form);
-    return (name) => String(data.get(name) ?? '');
+  private settings(): ChatSettings {
+    const data = new FormData(this.ui.settings);
+    return parseSettings((name) => String(data.get(name) ?? ''));
   }
 
   private setRunning(on: boolean): void {
@@ -92,12 +146,10 @@ export class ChatApp {
     try {
       await work(ac.signal);
     } catch (e) {
+      this.ui.status.textContent = ac.signal.aborted ? 'stopped' : 'error';
       if (!ac.signal.aborted) {
         this.ui.error.textContent = errorText(e);
         this.ui.error.hidden = false;
-        this.ui.status.textContent = 'error';
-      } else {
-        this.ui.status.textContent = 'stopped';
       }
     } finally {
       this.running = null;
@@ -105,6 +157,7 @@ export class ChatApp {
     }
   }
 
+  /** Loads the model into this tab (stages here), reusing what is loaded. */
   private async load(s: ChatSettings, signal: AbortSignal): Promise<LoadedSession> {
     const wantsDraft = (s.mode === 'specpipe' || s.mode === 'tree') && s.draft === 'model';
     this.ui.status.textContent = 'loading the model…';
@@ -113,7 +166,7 @@ export class ChatApp {
     const loaded = await this.session.ensure({
       target: choice(this.ui.modelForm, 'target-url', this.ui.targetFiles),
       draft: wantsDraft ? choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles) : null,
-      stages: s.stages,
+      stages: s.placement === 'tab' ? s.stages : 1,
       context: s.context,
       onProgress: (part, done, total) => {
         if (!fresh) this.ui.progress.clear();
@@ -136,38 +189,53 @@ export class ChatApp {
     const text = this.ui.prompt.value;
     if (text.trim() === '') return;
     await this.guard(async (signal) => {
-      const s = parseSettings(this.field(this.ui.settings));
-      const { engine, template } = await this.load(s, signal);
-      const tokenizer = engine.model.tokenizer as TextTokenizer;
-      const messages: ChatMessage[] = [...this.history, { role: 'user', content: text }];
-      const promptIds = template ? tokenizer.encode(template.render(messages), { addSpecialTokens: false }) : tokenizer.encode(text);
+      const s = this.settings();
       const out = el('span', { class: 'assistant' });
-      this.ui.transcript.append(
-        el('div', { class: 'turn' }, template ? el('div', { class: 'user' }, text) : el('span', { class: 'prompt' }, text), out),
-      );
-      await this.generate(s, engine, promptIds, out, signal);
+      const turn = el('div', { class: 'turn' });
+      const show = (template: ChatTemplate | null): string => {
+        turn.append(template ? el('div', { class: 'user' }, text) : el('span', { class: 'prompt' }, text), out);
+        this.ui.transcript.append(turn);
+        return template ? template.render([...this.history, { role: 'user', content: text }]) : text;
+      };
+      const template = s.placement === 'mesh' ? await this.runMesh(s, show, out, signal) : await this.runHere(s, show, out, signal);
       if (template) this.history.push({ role: 'user', content: text }, { role: 'assistant', content: out.textContent ?? '' });
     });
   }
 
-  private async generate(s: ChatSettings, engine: LocalEngine, promptIds: number[], out: HTMLElement, signal: AbortSignal): Promise<void> {
+  /** Stages in this tab. `show` adds the turn and returns the prompt text (chat template applied). */
+  private async runHere(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+    const { engine, template } = await this.load(s, signal);
+    const tokenizer = engine.model.tokenizer!;
+    const prompt = show(template);
+    const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
     const speculative = s.mode === 'specpipe' || s.mode === 'tree';
     const live = new LiveStats(engine.numStages, speculative && s.draft !== 'none');
     const trace: PipelineTrace = { stages: engine.numStages, packets: [], commits: [] };
-    const streamer = engine.model.tokenizer!.stream();
-    let frame = 0;
-    let extra: [string, string][] = [['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab`]];
-    // Late stage packets (the final verdict) may repaint after the run: `extra` keeps the final rows.
-    const paint = (): void => {
-      frame = 0;
-      renderStats(this.ui.stats, live.snapshot(), extra);
-      this.ui.pipeline.innerHTML = pipelineSvg(trace);
-    };
-    const schedule = (): void => {
-      if (!frame) frame = requestAnimationFrame(paint);
-    };
+    const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab`]);
+    const streamer = tokenizer.stream();
     this.ui.status.textContent = `generating (${s.mode})…`;
-    const result = await engine.run({
+    const result = await this.runEngine(engine, s, promptIds, signal, {
+      onToken: (tok, hit) => {
+        out.textContent += streamer.push(tok);
+        live.token(performance.now(), hit);
+        trace.commits.push(hit);
+        painter.schedule();
+      },
+      onPacket: (stage, packet) => {
+        live.packet(packet);
+        trace.packets.push({ stage, packet });
+        if (trace.packets.length > 4096) trace.packets.splice(0, 2048);
+        painter.schedule();
+      },
+    });
+    painter.finish([...finalRows(result.metrics, result.tokens.length, result.stopReason), ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')]]);
+    this.ui.status.textContent = `done: ${result.tokens.length} tokens (${result.stopReason})`;
+    return template;
+  }
+
+  private runEngine(engine: LocalEngine, s: ChatSettings, promptIds: number[], signal: AbortSignal, on: { onToken: (tok: number, hit: boolean) => void; onPacket: NonNullable<Parameters<LocalEngine['run']>[0]['onPacket']> }) {
+    const speculative = s.mode === 'specpipe' || s.mode === 'tree';
+    return engine.run({
       mode: s.mode,
       prompt: promptIds,
       maxNewTokens: s.maxTokens,
@@ -179,29 +247,50 @@ export class ChatApp {
       treeDepth: s.depth,
       treeWidth: s.width,
       signal,
-      onToken: (tok, _i, hit) => {
-        out.textContent += streamer.push(tok);
-        live.token(performance.now(), hit);
-        trace.commits.push(hit);
-        schedule();
-      },
-      onPacket: (stage, packet) => {
-        live.packet(packet);
-        trace.packets.push({ stage, packet });
-        if (trace.packets.length > 4096) trace.packets.splice(0, 2048);
-        schedule();
-      },
+      onToken: (tok, _i, hit) => on.onToken(tok, hit),
+      onPacket: on.onPacket,
     });
-    const m = result.metrics;
-    extra = [
-      ...extra,
-      ['first token', m.ttftMs === null ? '–' : `${m.ttftMs.toFixed(0)} ms`],
-      ['decode tokens/s (final)', tokensPerSecond(result.tokens.length, m)?.toFixed(1) ?? '–'],
-      ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')],
-      ['stop', result.stopReason],
-    ];
-    cancelAnimationFrame(frame);
-    paint();
-    this.ui.status.textContent = `done: ${result.tokens.length} tokens (${result.stopReason})`;
+  }
+
+  /** Stages in the room's stage tabs (MeshSession); the leader (this tab) runs the draft. */
+  private async runMesh(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+    const target = choice(this.ui.modelForm, 'target-url', this.ui.targetFiles);
+    if (target.kind !== 'url') throw new Error('Stage tabs fetch the model themselves: give a model URL that every tab can reach (picked files stay in this tab).');
+    const draft = choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles);
+    const modelUrl = new URL(target.url, location.href).href;
+    this.ui.status.textContent = `waiting for ${s.stages} stage tab(s) to join and load…`;
+    const session = await this.mesh.ensure({
+      modelUrl,
+      draftUrl: draft.kind === 'url' && s.draft === 'model' ? new URL(draft.url, location.href).href : null,
+      stages: s.stages,
+      hopDelayMs: s.hopDelayMs,
+      context: s.context,
+      onStatus: (st) => renderMeshView(this.ui.meshView, st),
+      signal,
+    });
+    const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
+    const prompt = show(template);
+    const live = new LiveStats(s.stages, true);
+    const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms`]);
+    this.ui.status.textContent = `generating (${s.mode}, mesh)…`;
+    const report = await session.generate(
+      { prompt, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth },
+      {
+        signal,
+        onToken: (_tok, textSoFar) => {
+          out.textContent = textSoFar ?? '';
+          live.token(performance.now(), null);
+          painter.schedule();
+        },
+      },
+    );
+    renderMeshView(this.ui.meshView, session.status);
+    painter.finish([
+      ...finalRows(report.metrics, report.tokens.length, report.stopReason),
+      ['stage busy', report.stageStats.map((st) => `${(st.busyFraction * 100).toFixed(0)}%`).join(' / ')],
+      ['ring trip p50 / p95', `${report.ringTripP50Ms?.toFixed(1) ?? '–'} / ${report.ringTripP95Ms?.toFixed(1) ?? '–'} ms`],
+    ]);
+    this.ui.status.textContent = `done: ${report.tokens.length} tokens (${report.stopReason})`;
+    return template;
   }
 }

@@ -2,14 +2,15 @@
 import './style.css';
 import { byId } from './dom.ts';
 import { ChatApp } from './chat-app.ts';
-import { joinLink, renderJoinPanel, roomFromUrl } from './join-panel.ts';
+import { renderJoinPanel } from './join-panel.ts';
+import { joinLink, roomParams } from './room.ts';
 import { startStageView } from './stage-view.ts';
 
 const url = new URL(location.href);
-const room = roomFromUrl(url);
-if (url.searchParams.has('stage') || url.searchParams.get('role') === 'stage') {
-  startStageView(byId('app', HTMLElement), room);
+const room = roomParams(url);
+if (room.isStage) {
+  startStageView(byId('app', HTMLElement), room.room, room.secret);
 } else {
-  renderJoinPanel(byId('join', HTMLElement), joinLink(url, room), false);
-  new ChatApp().start();
+  renderJoinPanel(byId('join', HTMLElement), joinLink(url, room.room, room.secret));
+  new ChatApp(room).start();
 }

@@ -9,10 +9,16 @@ export const DRAFTS: readonly DraftKind[] = ['model', 'ngram', 'none'];
 export const MAX_WIDTH = 8;
 export const MAX_DEPTH = 8;
 
+export type Placement = 'tab' | 'mesh';
+
 export interface ChatSettings {
   mode: Mode;
-  /** Target stages in this tab (single mode always uses one). */
+  /** Where the target's stages run: in this tab, or in stage tabs of the room (single: always here). */
+  placement: Placement;
+  /** Target stages (single mode always uses one). */
   stages: number;
+  /** Mesh only: simulated network delay per hop. */
+  hopDelayMs: number;
   width: number;
   depth: number;
   draft: DraftKind;
@@ -49,7 +55,9 @@ export function parseSettings(get: (name: string) => string): ChatSettings {
   const mode = oneOf(get, 'mode', MODES);
   return {
     mode,
+    placement: mode === 'single' ? 'tab' : oneOf(get, 'placement', ['tab', 'mesh'] as const),
     stages: mode === 'single' ? 1 : int(get, 'stages', 1, 64),
+    hopDelayMs: int(get, 'hop-delay', 0, 10_000),
     width: int(get, 'width', 1, MAX_WIDTH),
     depth: int(get, 'depth', 1, MAX_DEPTH),
     draft: oneOf(get, 'draft', DRAFTS),
