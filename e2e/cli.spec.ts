@@ -29,3 +29,18 @@ test('generate refuses a directory without a model, and a missing prompt, with c
   expect(noPrompt.code).not.toBe(0);
   expect(noPrompt.stderr).toContain('give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
 });
+
+test('generate --stages 2 --browsers 2 --json: a mesh of tabs gives the same tokens and reports each hop', async () => {
+  const ref = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as { promptIds: number[]; greedyTokens: number[] };
+  const out = await generate(['--model', 'public/fixtures/tiny-llama', '--prompt-ids', ref.promptIds.join(','), '--max-new-tokens', '8', '--mode', 'pp', '--stages', '2', '--browsers', '2', '--hop-delay-ms', '5', '--split', 'equal', '--json']);
+  expect(out.code, out.stderr).toBe(0);
+  const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as { tokens: number[]; stages: string[]; hops: { from: string; to: string; rttP50Ms: number; rttP95Ms: number }[] };
+  expect(report.tokens).toEqual(ref.greedyTokens.slice(0, 8));
+  expect(report.stages).toEqual(['layers 0-1 + embedding', 'layers 2-2 + head']);
+  expect(report.hops.map((h) => `${h.from}->${h.to}`)).toEqual(['leader->stage 1', 'stage 1->stage 2', 'stage 2->leader']);
+  // 5 ms each way on every link.
+  for (const h of report.hops) {
+    expect(h.rttP50Ms).toBeGreaterThanOrEqual(10);
+    expect(h.rttP95Ms).toBeGreaterThanOrEqual(h.rttP50Ms);
+  }
+});
