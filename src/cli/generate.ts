@@ -8,10 +8,8 @@
 import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
 import { startPageHost } from './page-host.ts';
 import type { LocalRunReport, LocalRunRequest } from '../app/local-run.ts';
-import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
 import type { Mode } from '../spec/scheduler.ts';
-import type { Page } from '@playwright/test';
-import type { LeaderArgs, Outcome, StageArgs } from './mesh-page.ts';
+import { formMesh } from './mesh-tabs.ts';
 
 const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split'];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
@@ -57,13 +55,17 @@ async function main(): Promise<void> {
     };
     if (!json && req.prompt) process.stdout.write(req.prompt);
     const report = meshStages
-      ? await runMesh(page, (i) => host.newPage(i), `${host.baseUrl}/src/cli/page.html`, req, {
-          stages: meshStages,
-          hopDelayMs: num(args, 'hop-delay-ms', 0),
-          wire: str(args, 'wire', 'f32') as 'f32' | 'f16',
-          split: str(args, 'split', 'speed') as 'speed' | 'equal',
-          browsers,
-        })
+      ? await (async () => {
+          const mesh = await formMesh(host, page, {
+            stages: meshStages,
+            modelUrl: req.modelUrl,
+            draftUrl: req.draftUrl,
+            hopDelayMs: num(args, 'hop-delay-ms', 0),
+            wire: str(args, 'wire', 'f32') as 'f32' | 'f16',
+            split: str(args, 'split', 'speed') as 'speed' | 'equal',
+          });
+          return mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth });
+        })()
       : ((await page.evaluate(async (r) => {
           const path = '/src/app/local-run.ts';
           const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/local-run.ts');
@@ -86,37 +88,6 @@ async function main(): Promise<void> {
   } finally {
     await host.close();
   }
-}
-
-interface MeshArgs {
-  stages: number;
-  hopDelayMs: number;
-  wire: 'f32' | 'f16';
-  split: 'speed' | 'equal';
-  browsers: number;
-}
-
-/** The leader in `leader` (browser 0), stage tabs spread over the browsers; one generation. */
-async function runMesh(leader: Page, newPage: (browser: number) => Promise<Page>, pageUrl: string, req: LocalRunRequest, o: MeshArgs): Promise<MeshRunReport> {
-  const MODULE = '/src/cli/mesh-page.ts';
-  type Tab = typeof import('./mesh-page.ts');
-  const room = `cli-${process.pid}-${Date.now().toString(36)}`;
-  const leaderArgs: LeaderArgs = { room, stages: o.stages, modelUrl: req.modelUrl, draftUrl: req.draftUrl, hopDelayMs: o.hopDelayMs, wire: o.wire, split: o.split, name: 'leader' };
-  await leader.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderStart(a), [MODULE, leaderArgs] as const);
-  const stagePages: Page[] = [];
-  for (let i = 0; i < o.stages; i++) {
-    const p = await newPage((i + 1) % o.browsers);
-    await p.goto(pageUrl);
-    stagePages.push(p);
-  }
-  const joined = await Promise.all(
-    stagePages.map((p, i) => p.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).stageStart(a), [MODULE, { room, name: `stage ${i + 1}` } satisfies StageArgs] as const)),
-  );
-  for (const j of joined) if ('error' in j) throw new Error(`a stage tab could not join: ${j.error}`);
-  const ready = (await leader.evaluate(async (m) => ((await import(/* @vite-ignore */ m)) as Tab).leaderReady(), MODULE)) as Outcome;
-  if ('error' in ready) throw new Error(`the mesh did not come up: ${ready.error}`);
-  const meshReq: MeshRunRequest = { prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth };
-  return leader.evaluate(async ([m, r]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderGenerate(r), [MODULE, meshReq] as const);
 }
 
 main().catch((e: unknown) => {

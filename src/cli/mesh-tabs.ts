@@ -1,0 +1,55 @@
+// A mesh in headless Chromium for the command-line tools: a leader tab (MeshSession) plus N stage
+// tabs spread over the host's browser processes, formed over WebRTC through the host's /signal.
+import type { Page } from '@playwright/test';
+import type { PageHost } from './page-host.ts';
+import type { LeaderArgs, Outcome, StageArgs } from './mesh-page.ts';
+import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
+
+const MODULE = '/src/cli/mesh-page.ts';
+type Tab = typeof import('./mesh-page.ts');
+
+export interface Mesh {
+  leader: Page;
+  stages: Page[];
+  /** One generation on the leader (text streams through window.__specpipeStream if exposed). */
+  generate(req: MeshRunRequest): Promise<MeshRunReport>;
+  /** Closes the stage tabs and the leader tab. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the leader in `leader` (already at the host's page.html) and `o.stages` stage tabs (stage i
+ * in browser (i + 1) mod browsers), and waits until the ring is formed and every stage loaded.
+ */
+export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs, 'room' | 'name'>): Promise<Mesh> {
+  const pageUrl = `${host.baseUrl}/src/cli/page.html`;
+  const room = `cli-${process.pid}-${Date.now().toString(36)}`;
+  const leaderArgs: LeaderArgs = { ...o, room, name: 'leader' };
+  await leader.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderStart(a), [MODULE, leaderArgs] as const);
+  const stages: Page[] = [];
+  const close = async (): Promise<void> => {
+    for (const p of [...stages, leader]) await p.close().catch(() => undefined);
+  };
+  try {
+    for (let i = 0; i < o.stages; i++) {
+      const p = await host.newPage((i + 1) % host.browsers.length);
+      await p.goto(pageUrl);
+      stages.push(p);
+    }
+    const joined = await Promise.all(
+      stages.map((p, i) => p.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).stageStart(a), [MODULE, { room, name: `stage ${i + 1}` } satisfies StageArgs] as const)),
+    );
+    for (const j of joined) if ('error' in j) throw new Error(`a stage tab could not join: ${j.error}`);
+    const ready = (await leader.evaluate(async (m) => ((await import(/* @vite-ignore */ m)) as Tab).leaderReady(), MODULE)) as Outcome;
+    if ('error' in ready) throw new Error(`the mesh did not come up: ${ready.error}`);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return {
+    leader,
+    stages,
+    generate: (req) => leader.evaluate(async ([m, r]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderGenerate(r), [MODULE, req] as const),
+    close,
+  };
+}
