@@ -129,7 +129,7 @@ test('a stage tab closed mid-generation: the ring re-forms and the output is unc
   console.log(`recovered and finished ${Date.now() - closedAt} ms after the tab closed`);
 });
 
-test('a malformed message from a stage closes it with a clear error; a wrong secret is refused', async ({ baseURL }) => {
+test('a malformed message from a stage closes it with a clear error; a wrong secret is refused; a stage tab outlives its leader', async ({ baseURL }) => {
   const m = await mesh(baseURL!, TINY, 2);
   const before = await run(m, { promptIds: tiny.promptIds, maxNewTokens: 4, sampling: GREEDY, mode: 'pp' });
   expect(before.tokens).toEqual(tiny.greedyTokens.slice(0, 4));
@@ -153,4 +153,15 @@ test('a malformed message from a stage closes it with a clear error; a wrong sec
   const leader2 = await tab(browsers[1], baseURL!);
   await callInPage(leader2, PAGE, 'leaderStart', { room: m.room, secret: 'wrong', stages: 1, modelUrl: TINY });
   expect(await callInPage<Outcome>(leader2, PAGE, 'leaderReady')).toEqual({ error: `wrong secret for room "${m.room}"` });
+
+  // The leader goes away: the stage tab says so and serves the next leader of the room.
+  await m.leader.close();
+  await expect
+    .poll(async () => await callInPage<StageStatus>(m.stages[1], PAGE, 'stageStatusNow'), { timeout: 10_000 })
+    .toMatchObject({ phase: 'leader-gone', message: expect.stringMatching(/^the leader left the room \(.*\); waiting for a new leader in this room$/) });
+  const leader3 = await tab(browsers[0], baseURL!);
+  await callInPage(leader3, PAGE, 'leaderStart', { room: m.room, secret: SECRET, stages: 1, modelUrl: TINY });
+  expect(await callInPage<Outcome>(leader3, PAGE, 'leaderReady')).toEqual({ ok: true });
+  const again = await callInPage<MeshRunReport>(leader3, PAGE, 'leaderGenerate', { promptIds: tiny.promptIds, maxNewTokens: 4, sampling: GREEDY, mode: 'pp' });
+  expect(again.tokens).toEqual(before.tokens);
 });

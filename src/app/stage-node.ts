@@ -1,7 +1,7 @@
 // A stage tab: measures its speed, joins the room and the ring, loads the layers the leader assigns
 // (only those tensors: Range reads + cache), and runs them on every level that passes (RingStage).
 import { SignalClient } from '../mesh/signal-client.ts';
-import { Ring } from '../mesh/ring.ts';
+import { Ring, type RingOptions } from '../mesh/ring.ts';
 import type { LinkTuning } from '../mesh/peer.ts';
 import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
 import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
@@ -74,18 +74,17 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     throw e;
   }
   update({ id: signal.id, phase: 'waiting', message: 'waiting for the leader to form the ring' });
+  const ringOptions: RingOptions = { name: opts.name, ...opts.tuning, formTimeoutMs: 24 * 3600_000 };
   let ring: Ring;
   try {
-    ring = await Ring.join(signal, { name: opts.name, ...opts.tuning, formTimeoutMs: 24 * 3600_000 });
+    ring = await Ring.join(signal, ringOptions);
   } catch (e) {
     signal.close();
     ctx.device.destroy();
     update({ phase: 'failed', message: errorText(e) });
     throw e;
   }
-  const node = new StageTab(ring, signal, ctx, status, update);
-  await ring.sendDirect(ring.leader, encodeMessage({ type: 'info', device: ctx.description, gbps: status.gbps ?? 0 }));
-  return node;
+  return new StageTab(ring, ringOptions, signal, ctx, status, update);
 }
 
 class StageTab implements StageNode {
@@ -93,22 +92,30 @@ class StageTab implements StageNode {
   private loaded: Loaded | null = null;
   private model: { url: string; model: Promise<LoadedModel> } | null = null;
   private loads: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
-    readonly ring: Ring,
+    public ring: Ring,
+    private readonly ringOptions: RingOptions,
     private readonly signal: SignalClient,
     private readonly ctx: GpuContext,
     readonly status: StageStatus,
     private readonly update: (patch: Partial<StageStatus>) => void,
   ) {
     this.work = new RingStage({
-      sendNext: (msg, o) => ring.sendNextMessage(msg, o),
+      sendNext: (msg, o) => this.ring.sendNextMessage(msg, o),
       sendLeader: (msg) => this.toLeader(msg),
     });
     this.work.onError = (e) => {
       this.update({ message: e.message });
       void this.toLeader({ type: 'error', code: 'stage-error', message: e.message.slice(0, 900) }).catch(() => undefined);
     };
+    this.attach(ring);
+  }
+
+  /** Takes part in `ring` (the first one, or the next leader's) and tells its leader this tab's speed. */
+  private attach(ring: Ring): void {
+    this.ring = ring;
     ring.onPrev((_bytes, msg) => {
       if (msg.type === 'config') ring.resetStats(); // per-hop latency is reported per request
       this.work.handle(msg);
@@ -119,8 +126,7 @@ class StageTab implements StageNode {
         this.update({ phase: 'failed', message: e.message });
         this.close(e.message);
       } else if (e.peer === ring.leader) {
-        this.update({ phase: 'leader-gone', message: `the leader left the room (${e.message}); this tab holds no work until a new leader forms a ring: reload it to join again` });
-        this.close('leader gone');
+        void this.awaitNewLeader(`the leader left the room (${e.message})`);
       } else {
         this.update({ message: `lost ${e.peer}: ${e.message}; waiting for the leader to re-form the ring` });
         void this.toLeader({ type: 'error', code: 'neighbour-lost', message: e.peer }).catch(() => undefined);
@@ -128,6 +134,21 @@ class StageTab implements StageNode {
     });
     ring.on('error', (e) => this.update({ message: e.message }));
     this.update({ index: ring.index });
+    void this.toLeader({ type: 'info', device: this.ctx.description, gbps: this.status.gbps ?? 0 }).catch(() => undefined);
+  }
+
+  /** The leader is gone: stay in the room (weights kept) and join the ring the next leader forms. */
+  private async awaitNewLeader(why: string): Promise<void> {
+    this.ring.close('the leader left');
+    this.update({ phase: 'leader-gone', index: -1, message: `${why}; waiting for a new leader in this room` });
+    try {
+      const ring = await Ring.join(this.signal, this.ringOptions);
+      if (this.closed) return ring.close('stage tab closed');
+      this.update({ phase: 'waiting', message: 'joined the new leader\'s ring' });
+      this.attach(ring);
+    } catch (e) {
+      if (!this.closed) this.update({ phase: 'failed', message: errorText(e) });
+    }
   }
 
   get id(): string {
@@ -135,7 +156,9 @@ class StageTab implements StageNode {
   }
 
   close(reason = 'stage tab closed'): void {
-    if (this.status.phase !== 'leader-gone' && this.status.phase !== 'failed') this.update({ phase: 'closed', message: reason });
+    if (this.closed) return;
+    this.closed = true;
+    if (this.status.phase !== 'failed') this.update({ phase: 'closed', message: reason });
     this.ring.close(reason);
     this.signal.close();
     void this.work.setCompute(null, null).then(() => {
