@@ -28,6 +28,21 @@ describe('SlotAllocator', () => {
 });
 
 describe('TokenTree', () => {
+  it('a leaf that lost the budget to better nodes keeps its candidates and grows later', () => {
+    const { tree } = mk();
+    const [a, b] = tree.expand(tree.frontier(), [[c(1, -0.1), c(2, -0.5)]], 2);
+    // b's children outscore a's: both budget places go to b
+    const l2 = tree.expand(tree.frontier(), [[c(11, -2.0), c(12, -2.1)], [c(21, -0.1), c(22, -0.2)]], 2);
+    expect(l2.map((n) => [n.parent, n.token])).toEqual([[b.id, 21], [b.id, 22]]);
+    expect(tree.canGrow()).toBe(true);
+    // b's grandchildren are unlikely: a's waiting children win without asking the source again
+    const l3 = tree.expand(tree.frontier(), [[c(31, -3)], [c(32, -3)]], 2);
+    expect(l3.map((n) => [n.parent, n.token, n.logprob])).toEqual([[a.id, 11, -2.1], [a.id, 12, -2.2]]);
+    // a has children now: it is no leaf and offers nothing more
+    expect(a.pending).toEqual([]);
+    expect(tree.expand([], [], 1).map((n) => n.token)).toEqual([31]);
+  });
+
   it('W=1 builds a chain with positions and cumulative log-probs', () => {
     const { tree } = mk();
     const root = tree.root;

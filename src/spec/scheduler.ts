@@ -14,7 +14,7 @@ import type { Pipeline } from './pipeline.ts';
 import { GREEDY, positionUniform, type SamplingSettings } from './sampling.ts';
 import { SlotAllocator } from './slots.ts';
 import type { FrontierNode, SourceNode, SpeculativeSource } from './source.ts';
-import { TokenTree, type TreeNode } from './tree.ts';
+import { TokenTree, type Candidate, type TreeNode } from './tree.ts';
 
 export type Mode = 'specpipe' | 'pp' | 'tree' | 'single';
 
@@ -208,10 +208,13 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     return { ...view(node), path: path.map(view) };
   };
   const propose = async (frontier: TreeNode[], budget: number): Promise<TreeNode[]> => {
-    const t = now();
-    const cands = await source!.propose(frontier.map(frontierView), k, o.signal);
-    m.draftCalls++;
-    m.draftMs += now() - t;
+    let cands: Candidate[][] = [];
+    if (frontier.length) {
+      const t = now();
+      cands = await source!.propose(frontier.map(frontierView), k, o.signal);
+      m.draftCalls++;
+      m.draftMs += now() - t;
+    }
     return tree.expand(frontier, cands, budget, k);
   };
 
@@ -288,9 +291,8 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
           if (inFlight > 0) break; // one round at a time: the whole tree is one level
           const rows: TreeNode[] = root.injected ? [] : [root];
           for (let d = 0; d < D; d++) {
-            const frontier = tree.frontier();
-            if (!frontier.length) break;
-            rows.push(...(await propose(frontier, K)));
+            if (!tree.canGrow()) break;
+            rows.push(...(await propose(tree.frontier(), K)));
             if (o.signal?.aborted) throw abortError();
           }
           if (!rows.length) break; // nothing to verify: wait for the root's result
@@ -305,14 +307,15 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
           continue;
         }
         if (mode === 'specpipe' && source) {
-          const frontier = tree.frontier();
-          if (!frontier.length) break;
-          const level = await propose(frontier, W);
+          // The tree below the root holds at most maxDepth * W guesses (what reservedSlots counts):
+          // beyond that the best leaves are at the depth limit and only long shots remain.
+          const room = maxDepth * W - (tree.size - 1);
+          if (room <= 0 || !tree.canGrow()) break;
+          const level = await propose(tree.frontier(), Math.min(W, room));
           if (o.signal?.aborted) throw abortError();
-          if (level.length) {
-            send(level.map(rowOf));
-            sent = true;
-          }
+          if (!level.length) break; // no guess, or no free slot: wait for a result
+          send(level.map(rowOf));
+          sent = true;
           continue;
         }
         break;

@@ -55,7 +55,7 @@ export interface SourceCommit {
 /**
  * A speculative source. Contract with the scheduler:
  * - begin() once per generation, before anything else: ingest the prompt.
- * - propose() once per pipeline step with the frontier (alive, unexpanded nodes; normally the newest
+ * - propose() once per pipeline step with the frontier (alive nodes not asked about yet; normally the newest
  *   level, or the new root after a miss). Return, per node, candidates sorted or not (the tree takes
  *   the best k by logprob); an empty list means "no guess".
  * - commit() after every committed target token, in order, before the next propose(). A model-based

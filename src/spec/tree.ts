@@ -23,8 +23,13 @@ export interface TreeNode {
   alive: boolean;
   /** Its row has been sent into the pipeline. */
   injected: boolean;
-  /** The source was asked for its children (each node is expanded at most once). */
+  /** The source was asked for its children (each node is asked at most once). */
   expanded: boolean;
+  /**
+   * The source's candidates not yet made children (best first): a leaf keeps them, so a node that
+   * lost the budget to better-scored nodes in one step can still get children in a later one.
+   */
+  pending: Candidate[];
   readonly children: number[];
 }
 
@@ -149,52 +154,69 @@ export class TokenTree {
     );
   }
 
-  /** Alive nodes not yet expanded that may get children, in id order (oldest first). */
+  /** Alive nodes the source has not been asked about yet that may get children, in id order. */
   frontier(): TreeNode[] {
     const out: TreeNode[] = [];
     for (const n of this.nodes.values()) if (!n.expanded && this.canExpand(n)) out.push(n);
     return out;
   }
 
+  /** Whether expand() could add a node now: some node awaits the source or holds candidates. */
+  canGrow(): boolean {
+    for (const n of this.nodes.values()) if (this.canExpand(n) && (!n.expanded || (n.pending.length > 0 && this.isLeaf(n)))) return true;
+    return false;
+  }
+
   /**
-   * Expands `frontier` (nodes of this tree) with the source's candidates (`candidates[i]` for
-   * `frontier[i]`): the best `topK` distinct tokens of each node, scored parent logprob + log q,
-   * then the best `budget` children overall (ties: earlier frontier node, then better-ranked
-   * candidate). Children get slots from the allocator; expansion stops early when it runs out.
-   * Every frontier node is marked expanded, including those that got no child.
-   * Returns the new nodes (the new level) in creation order.
+   * Records the source's candidates for `frontier` (`candidates[i]` for `frontier[i]`: the best
+   * `topK` distinct tokens of each), then adds the best `budget` children overall among the
+   * candidates of every leaf that may grow, scored parent logprob + log q (ties: older node, then
+   * better-ranked candidate). Leaves only: the tree grows its most probable paths; a leaf that got
+   * no child keeps its candidates for the next call (with W = 1 this is a chain). Children get slots
+   * from the allocator; expansion stops early when it runs out. Returns the new nodes (the new
+   * level) in creation order.
    */
   expand(frontier: readonly TreeNode[], candidates: readonly (readonly Candidate[])[], budget: number, topK = budget): TreeNode[] {
     if (candidates.length !== frontier.length) throw new Error('expand: one candidate list per frontier node');
-    interface Scored { parent: TreeNode; token: number; lp: number; score: number; fi: number; ci: number }
-    const all: Scored[] = [];
     frontier.forEach((parent, fi) => {
       if (!this.nodes.has(parent.id)) throw new Error(`expand: node ${parent.id} is not alive`);
       parent.expanded = true;
-      if (!this.canExpand(parent)) return;
       const seen = new Set<number>();
+      parent.pending = [];
       const ranked = [...candidates[fi]]
         .filter((c) => Number.isFinite(c.logprob) && Number.isInteger(c.token) && c.token >= 0)
         .sort((a, b) => b.logprob - a.logprob);
-      let ci = 0;
       for (const c of ranked) {
-        if (ci >= topK) break;
+        if (parent.pending.length >= topK) break;
         if (seen.has(c.token)) continue;
         seen.add(c.token);
-        all.push({ parent, token: c.token, lp: c.logprob, score: parent.logprob + c.logprob, fi, ci });
-        ci++;
+        parent.pending.push(c);
       }
     });
-    all.sort((a, b) => b.score - a.score || a.fi - b.fi || a.ci - b.ci);
+    interface Scored { parent: TreeNode; ci: number; score: number }
+    const all: Scored[] = [];
+    for (const parent of this.nodes.values()) {
+      if (!parent.pending.length || !this.canExpand(parent) || !this.isLeaf(parent)) continue;
+      parent.pending.forEach((c, ci) => all.push({ parent, ci, score: parent.logprob + c.logprob }));
+    }
+    all.sort((a, b) => b.score - a.score || a.parent.id - b.parent.id || a.ci - b.ci);
+    const taken: Scored[] = [];
     const level: TreeNode[] = [];
     for (const c of all.slice(0, Math.max(0, budget))) {
       const slot = this.allocator.alloc();
       if (slot === null) break;
-      const child = this.make(c.token, c.parent.id, c.parent.depth + 1, c.parent.position + 1, c.score, slot);
+      const child = this.make(c.parent.pending[c.ci].token, c.parent.id, c.parent.depth + 1, c.parent.position + 1, c.score, slot);
       c.parent.children.push(child.id);
       level.push(child);
+      taken.push(c);
     }
+    // A parent that got a child is no leaf any more; its other candidates are dropped.
+    for (const c of taken) c.parent.pending = [];
     return level;
+  }
+
+  private isLeaf(n: TreeNode): boolean {
+    return n.children.every((id) => !this.nodes.has(id));
   }
 
   /**
@@ -267,7 +289,7 @@ export class TokenTree {
   }
 
   private make(token: number, parent: number | null, depth: number, position: number, logprob: number, slot: number): TreeNode {
-    const n: TreeNode = { id: this.nextId++, token, parent, depth, position, logprob, slot, epoch: this.epochCounter, alive: true, injected: false, expanded: false, children: [] };
+    const n: TreeNode = { id: this.nextId++, token, parent, depth, position, logprob, slot, epoch: this.epochCounter, alive: true, injected: false, expanded: false, pending: [], children: [] };
     this.nodes.set(n.id, n);
     return n;
   }
