@@ -76,6 +76,10 @@ export interface MeshOpenOptions {
   signalUrl?: string;
   /** Link timings (ping period, silence timeout). */
   tuning?: Omit<LinkTuning, 'hopDelayMs'>;
+  /** How long open() waits for enough stage tabs to join, ms (default 10 minutes). */
+  waitMs?: number;
+  /** Aborting stops open() (an AbortError) and closes the session. */
+  signal?: AbortSignal;
   onStatus?: (s: MeshStatus) => void;
 }
 
@@ -149,6 +153,7 @@ export class MeshSession {
   private loadMs = 0;
   private readonly numSlots: number;
   private draft: { ctx: GpuContext; stage: Stage } | null = null;
+  private readonly closedSignal = new AbortController();
 
   private constructor(
     private readonly opts: MeshOpenOptions,
@@ -168,16 +173,27 @@ export class MeshSession {
     const model = await loadModel(urlSource(absoluteUrl(opts.modelUrl)));
     const signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'leader', name: opts.name ?? 'leader' } });
     const session = new MeshSession(opts, model, signal);
+    const onAbort = (): void => session.close();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      if (opts.signal?.aborted) throw new Error('aborted');
       session.log(`waiting for ${opts.stages} stage tab(s) in room "${opts.room}"`);
-      session.ring = await Ring.lead(signal, { stages: opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning });
+      const lead = Ring.lead(signal, { stages: opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning, formTimeoutMs: opts.waitMs ?? 600_000 });
+      lead.then((r) => session.closed && r.close('the session was closed'), () => undefined);
+      session.ring = await Promise.race([lead, session.whenClosed()]);
       session.attach();
       await session.assign();
       session.loadMs = performance.now() - t0;
     } catch (e) {
+      if (opts.signal?.aborted) {
+        session.close();
+        throw new DOMException('stopped while waiting for the stage tabs', 'AbortError');
+      }
       session.fail(e);
       session.close();
       throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
     }
     return session;
   }
@@ -203,7 +219,17 @@ export class MeshSession {
     this.draft?.stage.destroy();
     this.draft?.ctx.device.destroy();
     this.setPhase('closed');
+    this.closedSignal.abort();
     this.poke();
+  }
+
+  private whenClosed(): Promise<never> {
+    const closed = this.closedSignal.signal;
+    return new Promise((_, reject) => {
+      const fail = (): void => reject(new Error('the session was closed'));
+      if (closed.aborted) fail();
+      else closed.addEventListener('abort', fail, { once: true });
+    });
   }
 
   // ------------------------------------------------------------------ generation
