@@ -341,7 +341,7 @@ export class MeshSession {
   private async collectStats(order: string[], request: number, wallMs: number): Promise<[StageWork[], HopLatency[]]> {
     const ids = order.slice(1);
     for (const id of ids) this.statsReplies.delete(id);
-    await Promise.all(ids.map((id) => this.ring.sendDirect(id, encodeMessage({ type: 'query', request })).catch(() => undefined)));
+    await Promise.all(ids.map((id) => this.sendTo(id, { type: 'query', request }).catch(() => undefined)));
     await this.until(() => (ids.every((id) => this.statsReplies.get(id)?.request === request) ? true : undefined), 'stage stats', 3000).catch(() => undefined);
     const view = (id: string): MeshStageView | undefined => this.status.stages.find((s) => s.id === id);
     const work: StageWork[] = [];
@@ -423,7 +423,7 @@ export class MeshSession {
       ids.map((id, i) => {
         const r = roles[i];
         const msg: MeshMessage = { type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire, hopDelayMs: Math.round(this.opts.hopDelayMs ?? 0) };
-        return this.ring.sendDirect(id, encodeMessage(msg));
+        return this.sendTo(id, msg);
       }),
     );
     await this.until(() => {
@@ -439,6 +439,11 @@ export class MeshSession {
     }
     this.setPhase('ready');
     this.log(`ring ready: ${ids.length} stage(s)`);
+  }
+
+  /** Sends to a stage on the direct lane; async so that a missing link rejects instead of throwing. */
+  private async sendTo(id: string, msg: MeshMessage): Promise<void> {
+    return this.ring.sendDirect(id, encodeMessage(msg));
   }
 
   /** A stage tab is gone or unusable: stop the pipeline and re-form the ring without it. */

@@ -103,7 +103,7 @@ class StageTab implements StageNode {
     private readonly update: (patch: Partial<StageStatus>) => void,
   ) {
     this.work = new RingStage({
-      sendNext: (msg, o) => this.ring.sendNextMessage(msg, o),
+      sendNext: async (msg, o) => this.ring.sendNextMessage(msg, o), // async: a missing link rejects, never throws
       sendLeader: (msg) => this.toLeader(msg),
     });
     this.work.onError = (e) => {
@@ -168,7 +168,7 @@ class StageTab implements StageNode {
     });
   }
 
-  private toLeader(msg: MeshMessage): Promise<void> {
+  private async toLeader(msg: MeshMessage): Promise<void> {
     return this.ring.sendDirect(this.ring.leader, encodeMessage(msg));
   }
 

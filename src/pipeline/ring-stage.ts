@@ -80,8 +80,11 @@ export class RingStage {
     this.chain = this.chain.then(step).catch((e: unknown) => this.onError(e instanceof Error ? e : new Error(String(e))));
   }
 
+  /** Like enqueue, but the caller gets the step's outcome (and handles its error). */
   private enqueueAndWait(step: () => Promise<void>): Promise<void> {
-    return new Promise((resolve, reject) => this.enqueue(() => step().then(resolve, (e: unknown) => (reject(e), Promise.resolve()))));
+    const done = this.chain.then(step);
+    this.chain = done.catch(() => undefined);
+    return done;
   }
 
   private async begin(config: RequestConfig): Promise<void> {
