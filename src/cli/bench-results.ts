@@ -1,6 +1,8 @@
 // `npm run bench` results: the JSON shape, the lossless check, the summary table, the terminal
 // progress bar and the self-contained HTML report (inline SVG charts). Pure: tested in Node.
+import { readFileSync } from 'node:fs';
 import type { BenchRun } from '../app/bench-run.ts';
+import type { MeshRunReport } from '../app/mesh-session.ts';
 import type { Mode } from '../spec/scheduler.ts';
 import { percentile, specpipeBound } from '../spec/scheduler.ts';
 import { esc, rect, svgDoc, text } from '../ui/svg.ts';
@@ -10,6 +12,10 @@ export type Transport = 'local' | 'mesh';
 export interface BenchRecord extends BenchRun {
   transport: Transport;
   hopDelayMs: number;
+  /** Mesh: ping round trip p50 of each hop (leader -> stage 1 -> ... -> leader), ms. */
+  hopRttP50Ms?: (number | null)[];
+  /** Mesh: a level's trip around the ring, p50 ms. */
+  ringTripP50Ms?: number | null;
   /** Tokens equal `single`'s on the same prompt (null: no single run to compare with). */
   lossless: boolean | null;
 }
@@ -49,11 +55,44 @@ export interface SummaryRow {
   stepMs: number | null;
   /** Fraction of the run each stage spent computing (mean over stages and runs). */
   busyFraction: number | null;
+  /** Mesh: mean ping round trip of a hop, and a level's trip around the ring (p50), ms. */
+  hopRttMs: number | null;
+  ringTripMs: number | null;
   /** pp's mean time between tokens / this mode's, same transport, stages and hop delay. */
   speedupOverPp: number | null;
   /** "ok/checked" runs equal to single, or n/a. */
   lossless: string;
   losslessFailures: number;
+}
+
+/** Prompts from a file: one a line; blank lines and # comments skipped. */
+export function readPrompts(file: string): string[] {
+  const prompts = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  if (prompts.length === 0) throw new Error(`${file}: no prompts (one a line)`);
+  return prompts;
+}
+
+/** A mesh generation as a bench run: the step is a stage's mean compute per packet. */
+export function meshRun(r: MeshRunReport, mode: Mode, stages: number, prompt: number): Omit<BenchRecord, 'transport' | 'hopDelayMs' | 'lossless'> {
+  const steps = r.stageStats.filter((s) => s.packets > 0).map((s) => s.busyMs / s.packets);
+  const stepMs = steps.length ? steps.reduce((a, b) => a + b, 0) / steps.length : null;
+  const tps = r.timings.tokensPerSecond;
+  return {
+    mode,
+    stages,
+    prompt,
+    tokens: r.tokens,
+    metrics: r.metrics,
+    tokensPerSecond: tps,
+    stepMs,
+    tokensPerStep: tps !== null && stepMs !== null ? (tps * stepMs) / 1000 : null,
+    stageBusyMs: r.stageStats.map((s) => s.busyMs),
+    hopRttP50Ms: r.hops.map((h) => h.rttP50Ms),
+    ringTripP50Ms: r.ringTripP50Ms,
+  };
 }
 
 /** Marks each record lossless or not against `single` on the same prompt; returns the mismatches. */
@@ -115,6 +154,8 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
       boundTokensPerStep: p === null ? null : specpipeBound(p, r0.stages).tokensPerStep,
       stepMs: mean(present(rs.map((r) => r.stepMs))),
       busyFraction: mean(busy),
+      hopRttMs: mean(present(rs.flatMap((r) => r.hopRttP50Ms ?? []))),
+      ringTripMs: mean(present(rs.map((r) => r.ringTripP50Ms ?? null))),
       speedupOverPp: null,
       lossless: checked === 0 ? 'n/a' : `${okCount}/${checked}`,
       losslessFailures: checked - okCount,
@@ -131,10 +172,10 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
 const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
 const pct = (v: number | null): string => (v === null ? '-' : `${(v * 100).toFixed(0)}%`);
 
-export const TABLE_HEADER = ['transport', 'stages', 'hop ms', 'mode', 'tokens', 'TBT mean ms', 'TBT p50 ms', 'TBT p95 ms', 'tok/s', 'hit rate', 'tok/step', 'bound', 'step ms', 'stage busy', 'vs pp', 'lossless'];
+export const TABLE_HEADER = ['transport', 'stages', 'hop ms', 'mode', 'tokens', 'TBT mean ms', 'TBT p50 ms', 'TBT p95 ms', 'tok/s', 'hit rate', 'tok/step', 'bound', 'step ms', 'stage busy', 'hop rtt ms', 'ring trip ms', 'vs pp', 'lossless'];
 
 export function tableCells(r: SummaryRow): string[] {
-  return [r.transport, String(r.stages), String(r.hopDelayMs), r.mode, String(r.tokens), f(r.tbtMeanMs, 1), f(r.tbtP50Ms, 1), f(r.tbtP95Ms, 1), f(r.tokensPerSecond, 1), pct(r.hitRate), f(r.tokensPerStep, 2), f(r.boundTokensPerStep, 2), f(r.stepMs, 1), pct(r.busyFraction), r.speedupOverPp === null ? '-' : `${r.speedupOverPp.toFixed(2)}x`, r.lossless];
+  return [r.transport, String(r.stages), String(r.hopDelayMs), r.mode, String(r.tokens), f(r.tbtMeanMs, 1), f(r.tbtP50Ms, 1), f(r.tbtP95Ms, 1), f(r.tokensPerSecond, 1), pct(r.hitRate), f(r.tokensPerStep, 2), f(r.boundTokensPerStep, 2), f(r.stepMs, 1), pct(r.busyFraction), f(r.hopRttMs, 1), f(r.ringTripMs, 1), r.speedupOverPp === null ? '-' : `${r.speedupOverPp.toFixed(2)}x`, r.lossless];
 }
 
 /** A fixed-width text table (also valid Markdown). */
@@ -238,7 +279,7 @@ export function htmlReport(res: BenchResults): string {
 <h2>Conditions</h2><pre>${esc(conditionsText(res.conditions))}</pre>
 ${mismatch}
 <h2>Results</h2>${table}
-<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p. stage busy: fraction of the run a stage spent computing. vs pp: pp's mean TBT / this mode's.</p>
+<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p. stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
 <h2>Charts</h2>${sections.join('\n')}
 <h2>Prompts</h2><ol>${res.settings.prompts.map((p) => `<li>${esc(p)}</li>`).join('')}</ol>
 </body></html>`;

@@ -1,31 +1,24 @@
 // npm run bench -- [--stages 2,4,8] [--modes single,pp,tree,specpipe] [--hop-delay-ms 0,10,30]
 //   [--tokens 128] [--prompts bench/prompts.txt] [--width 2] [--depth 4] [--draft model|ngram]
-//   [--out bench-results] [--model DIR_OR_URL --draft-model DIR_OR_URL] [--temperature T --top-k K --top-p P --seed S]
-// Runs every mode on the same prompts for every stage count in headless Chromium (real WebGPU),
+//   [--browsers 2] [--local] [--out bench-results] [--model DIR_OR_URL --draft-model DIR_OR_URL]
+//   [--temperature T --top-k K --top-p P --seed S]
+// Runs every mode on the same prompts for every stage count and hop delay in headless Chromium
+// (real WebGPU): a leader tab plus one tab per stage over WebRTC (--local: every stage in one tab),
 // checks each mode's tokens against `single`, and writes bench-results.json + bench-report.html.
 import { cpus } from 'node:os';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs, str, num, numList, rejectUnknown } from './args.ts';
-import { startPageHost } from './page-host.ts';
+import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
+import { startPageHost, type PageHost } from './page-host.ts';
+import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
-import { checkLossless, conditionsText, formatTable, htmlReport, progressBar, summarize, type BenchRecord, type BenchResults } from './bench-results.ts';
-import type { BenchPageResult, BenchRequest } from '../app/bench-run.ts';
+import { checkLossless, conditionsText, formatTable, htmlReport, meshRun, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults } from './bench-results.ts';
+import type { BenchPageResult, BenchRequest, BenchRun } from '../app/bench-run.ts';
 import type { DraftKind } from '../app/local-engine.ts';
 import type { Mode } from '../spec/scheduler.ts';
 
-const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', ...SAMPLING_ARGS];
+const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
-
-/** Prompts from a file: one a line; blank lines and # comments skipped. */
-export function readPrompts(file: string): string[] {
-  const prompts = readFileSync(file, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-  if (prompts.length === 0) throw new Error(`${file}: no prompts (one a line)`);
-  return prompts;
-}
 
 function modesOf(v: string): Mode[] {
   const modes = v.split(',').map((s) => s.trim()) as Mode[];
@@ -33,61 +26,99 @@ function modesOf(v: string): Mode[] {
   return modes;
 }
 
+type Base = Omit<BenchRequest, 'stages' | 'modes' | 'modelUrl' | 'draftUrl'>;
+
+/** Runs `modes` with every stage in one tab (single: one stage). */
+async function runInOneTab(host: PageHost, base: Base, stages: number, modes: Mode[], tick: (label: string) => void): Promise<{ adapter: string; runs: BenchRun[] }> {
+  const page = await host.newPage();
+  try {
+    await page.exposeFunction('__specpipeBenchProgress', tick);
+    await page.goto(`${host.baseUrl}/src/cli/page.html`);
+    const req: BenchRequest = { ...base, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], stages, modes };
+    return (await page.evaluate(async (r) => {
+      const path = '/src/app/bench-run.ts';
+      const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/bench-run.ts');
+      return m.benchLocal(r);
+    }, req)) as BenchPageResult;
+  } finally {
+    await page.close();
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   rejectUnknown(args, KNOWN);
   const stageCounts = numList(args, 'stages') ?? [2, 4, 8];
   const modes = modesOf(str(args, 'modes', MODES.join(',')));
+  const local = flag(args, 'local');
   const hopDelays = numList(args, 'hop-delay-ms') ?? [0];
   const draft = str(args, 'draft', 'model') as DraftKind;
   if (draft !== 'model' && draft !== 'ngram') throw new Error('--draft must be model or ngram');
-  const promptsFile = str(args, 'prompts', 'bench/prompts.txt');
-  const prompts = readPrompts(promptsFile);
+  const prompts = readPrompts(str(args, 'prompts', 'bench/prompts.txt'));
   const outDir = resolve(str(args, 'out', 'bench-results'));
-  const base = { tokens: num(args, 'tokens', 128), width: num(args, 'width', 2), depth: num(args, 'depth', 4), draft, sampling: samplingFromArgs(args), prompts };
+  const browsers = num(args, 'browsers', 2);
+  const base: Base = { tokens: num(args, 'tokens', 128), width: num(args, 'width', 2), depth: num(args, 'depth', 4), draft, sampling: samplingFromArgs(args), prompts };
 
   const notes = [
-    'The mesh (one tab per stage over WebRTC) is not wired into the bench yet: every stage of a run lives in ONE headless tab, so stages take turns on one GPU and pipelining cannot overlap their compute; TBT here measures the scheduler and the compute, not a distributed ring.',
+    'All tabs run on this one machine: they share its CPU cores and its (software) GPU, so stages that would run in parallel on separate laptops take turns here; compare "step ms" and "stage busy" to tell compute from waiting.',
+    local
+      ? 'Local stages (--local): every stage of a run in ONE tab, no network; pipelining cannot overlap stages.'
+      : `Mesh: a leader tab (prompt, token tree, draft model) plus one tab per stage, spread over ${browsers} Chromium processes, linked over WebRTC on loopback; "single" runs all layers in one tab.`,
   ];
-  const skippedHops = hopDelays.filter((h) => h !== 0);
-  if (skippedHops.length) notes.push(`Hop delays ${skippedHops.join(', ')} ms skipped: a hop delay exists only in the mesh transport (local stages have no network hop).`);
+  const hops = local ? [0] : hopDelays;
+  if (local && hopDelays.some((h) => h !== 0)) notes.push(`Hop delays ${hopDelays.filter((h) => h !== 0).join(', ')} ms skipped: a hop delay exists only in the mesh transport.`);
   for (const n of notes) process.stderr.write(`bench: ${n}\n`);
 
-  const singleRuns = modes.includes('single') ? prompts.length : 0;
   const otherModes = modes.filter((m) => m !== 'single');
-  const total = singleRuns + stageCounts.length * otherModes.length * prompts.length;
+  const total = (modes.includes('single') ? prompts.length : 0) + stageCounts.length * hops.length * otherModes.length * prompts.length;
   let done = 0;
-  const draw = (label: string): void => {
+  const tick = (label: string): void => {
+    if (label !== 'start') done++;
     const bar = progressBar(done, total, label);
     process.stderr.write(process.stderr.isTTY ? `\r\x1b[2K${bar}` : `${bar}\n`);
   };
 
-  const host = await startPageHost({ models: [str(args, 'model', 'public/models/demo-target'), str(args, 'draft-model', 'public/models/demo-draft')] });
+  const host = await startPageHost({ models: [str(args, 'model', 'public/models/demo-target'), str(args, 'draft-model', 'public/models/demo-draft')], browsers: local ? 1 : browsers });
   const records: BenchRecord[] = [];
   let adapter = '';
   try {
-    const page = await host.newPage();
-    await page.exposeFunction('__specpipeBenchProgress', (label: string) => {
-      done++;
-      draw(label);
-    });
-    await page.goto(`${host.baseUrl}/src/cli/page.html`);
-    draw('loading');
-    for (const [i, stages] of stageCounts.entries()) {
-      const req: BenchRequest = { ...base, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], stages, modes: i === 0 ? modes : otherModes };
-      const res = (await page.evaluate(async (r) => {
-        const path = '/src/app/bench-run.ts';
-        const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/bench-run.ts');
-        return m.benchLocal(r);
-      }, req)) as BenchPageResult;
+    tick('start');
+    if (modes.includes('single')) {
+      const res = await runInOneTab(host, base, 1, ['single'], tick);
       adapter = res.adapter;
-      for (const run of res.runs) records.push({ ...run, transport: 'local', hopDelayMs: 0, lossless: null });
+      for (const run of res.runs) records.push({ ...run, transport: local ? 'local' : 'mesh', hopDelayMs: 0, lossless: null });
+    }
+    for (const stages of stageCounts) {
+      if (local) {
+        const res = await runInOneTab(host, base, stages, otherModes, tick);
+        adapter = res.adapter;
+        for (const run of res.runs) records.push({ ...run, transport: 'local', hopDelayMs: 0, lossless: null });
+        continue;
+      }
+      for (const hopDelayMs of hops) {
+        const leader = await host.newPage(0);
+        await leader.goto(`${host.baseUrl}/src/cli/page.html`);
+        const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs });
+        try {
+          for (const mode of otherModes) {
+            for (const [i, prompt] of prompts.entries()) {
+              const r = await mesh.generate({ prompt, maxNewTokens: base.tokens, sampling: base.sampling, mode, draft: base.draft, width: base.width, depth: base.depth });
+              adapter = r.adapter;
+              records.push({ ...meshRun(r, mode, stages, i), transport: 'mesh', hopDelayMs, lossless: null });
+              tick(`${mode} x${stages} hop ${hopDelayMs} ms prompt ${i + 1}`);
+            }
+          }
+        } finally {
+          await mesh.close();
+        }
+      }
     }
   } finally {
     await host.close();
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
 
+  // Single is the reference for both transports: it runs in one tab either way.
   const mismatches = checkLossless(records);
   const results: BenchResults = {
     createdAt: new Date().toISOString(),
@@ -95,10 +126,10 @@ async function main(): Promise<void> {
       adapter,
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
-      placement: 'local stages: all stages of a run in one headless Chromium tab; the draft model in the same tab',
+      placement: local ? 'local: all stages of a run in one headless Chromium tab' : `mesh: leader tab + one tab per stage over ${browsers} headless Chromium processes (WebRTC, loopback)`,
       notes,
     },
-    settings: { stages: stageCounts, modes, hopDelaysMs: hopDelays, tokens: base.tokens, width: base.width, depth: base.depth, draft, prompts },
+    settings: { stages: stageCounts, modes, hopDelaysMs: hops, tokens: base.tokens, width: base.width, depth: base.depth, draft, prompts },
     records,
     mismatches,
   };

@@ -1,25 +1,51 @@
 // npm run demo -- --stages N --prompt TEXT [--mode specpipe|tree|pp|single] [--max-new-tokens 64]
 //   [--draft model|ngram|none] [--width W] [--depth D] [--temperature T --top-k K --top-p P] [--seed S]
-//   [--model DIR_OR_URL --draft-model DIR_OR_URL]
-// The chat demo without a display: headless Chromium (real WebGPU) generates, the terminal shows the
-// text as it streams and a live stats line.
-import { parseArgs, str, num, rejectUnknown } from './args.ts';
+//   [--hop-delay-ms D] [--browsers M] [--local] [--model DIR_OR_URL --draft-model DIR_OR_URL]
+// The chat demo without a display: headless Chromium opens a leader tab and N stage tabs (over M
+// browser processes), forms the ring over WebRTC, and the terminal shows the text as it streams with
+// a live stats line. --local: every stage inside one tab instead (no network).
+import type { Page } from '@playwright/test';
+import { parseArgs, str, num, flag, rejectUnknown } from './args.ts';
 import { startPageHost } from './page-host.ts';
+import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
-import { LiveStats, type LiveEvent, type StatsSnapshot } from '../app/live-stats.ts';
+import { LiveStats, statsLine, type LiveEvent } from '../app/live-stats.ts';
 import type { DemoReport, DemoRequest } from '../app/demo-run.ts';
 import type { DraftKind } from '../app/local-engine.ts';
 import type { Mode } from '../spec/scheduler.ts';
 
-const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', ...SAMPLING_ARGS];
+const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...SAMPLING_ARGS];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 const DRAFTS: DraftKind[] = ['model', 'ngram', 'none'];
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 
-export function statsLine(s: StatsSnapshot): string {
-  const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
-  const hit = s.hitRate === null ? '' : ` · hit ${(s.hitRate * 100).toFixed(0)}%`;
-  return `${s.tokens} tok · ${f(s.tokensPerSecond, 1)} tok/s · between tokens p50 ${f(s.tbtP50Ms, 1)} ms p95 ${f(s.tbtP95Ms, 1)} ms${hit} · ${f(s.tokensPerStep, 2)} tok/step (bound ${f(s.boundTokensPerStep, 2)})`;
+/** Prints streamed text with a dimmed stats line every two seconds (inline, so the text stays readable). */
+function printer(live: LiveStats): (text: string, t: number, hit: boolean | null) => void {
+  let lastLine: number | null = null;
+  return (text, t, hit) => {
+    live.token(t, hit);
+    process.stdout.write(text);
+    lastLine ??= t;
+    if (t - lastLine > 2000) {
+      lastLine = t;
+      process.stdout.write(dim(` ⟨${statsLine(live.snapshot())}⟩ `));
+    }
+  };
+}
+
+/** Every stage inside the one tab `page`; stage packets feed the live step time. */
+async function runLocal(page: Page, req: DemoRequest, live: LiveStats): Promise<string> {
+  const print = printer(live);
+  await page.exposeFunction('__specpipeLive', (e: LiveEvent) => (e.kind === 'token' ? print(e.text, e.t, e.hit) : live.apply(e)));
+  const r = (await page.evaluate(async (q) => {
+    const path = '/src/app/demo-run.ts';
+    const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/demo-run.ts');
+    return m.demoLocal(q);
+  }, req)) as DemoReport;
+  return (
+    `stop: ${r.stopReason}; first token ${r.metrics.ttftMs?.toFixed(0) ?? '-'} ms; hit rate ${r.metrics.hitRate === null ? '-' : (r.metrics.hitRate * 100).toFixed(0) + '%'}; load ${(r.loadMs / 1000).toFixed(1)} s; ` +
+    `stage busy ${r.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')} ms; ${r.adapter}\nstages (all in one tab): ${r.stages.join(' | ')}`
+  );
 }
 
 async function main(): Promise<void> {
@@ -31,26 +57,13 @@ async function main(): Promise<void> {
   if (!DRAFTS.includes(draft)) throw new Error(`--draft must be one of ${DRAFTS.join(', ')}`);
   const stages = num(args, 'stages', 2);
   if (!Number.isInteger(stages) || stages < 1) throw new Error('--stages must be a positive whole number');
-  const host = await startPageHost({ models: [str(args, 'model', 'public/models/demo-target'), str(args, 'draft-model', 'public/models/demo-draft')] });
+  const local = flag(args, 'local') || mode === 'single';
+  const hopDelayMs = num(args, 'hop-delay-ms', 0);
+  const host = await startPageHost({
+    models: [str(args, 'model', 'public/models/demo-target'), str(args, 'draft-model', 'public/models/demo-draft')],
+    browsers: local ? 1 : num(args, 'browsers', 2),
+  });
   try {
-    process.stderr.write(
-      `The mesh (stages in separate tabs over WebRTC) is not wired into the demo yet: running ${mode === 'single' ? 1 : stages} stage(s) inside one headless tab.\n`,
-    );
-    const page = await host.newPage();
-    const live = new LiveStats(mode === 'single' ? 1 : stages, (mode === 'specpipe' || mode === 'tree') && draft !== 'none');
-    let lastLine: number | null = null;
-    await page.exposeFunction('__specpipeLive', (e: LiveEvent) => {
-      live.apply(e);
-      if (e.kind !== 'token') return;
-      process.stdout.write(e.text);
-      // A stats line every two seconds, inline and dimmed so the text stays readable.
-      lastLine ??= e.t;
-      if (e.t - lastLine > 2000) {
-        lastLine = e.t;
-        process.stdout.write(dim(` ⟨${statsLine(live.snapshot())}⟩ `));
-      }
-    });
-    await page.goto(`${host.baseUrl}/src/cli/page.html`);
     const req: DemoRequest = {
       modelUrl: host.modelUrls[0],
       draftUrl: host.modelUrls[1],
@@ -63,19 +76,32 @@ async function main(): Promise<void> {
       depth: num(args, 'depth', 4),
       sampling: samplingFromArgs(args),
     };
-    process.stdout.write(`${req.prompt}`);
-    const report = (await page.evaluate(async (r) => {
-      const path = '/src/app/demo-run.ts';
-      const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/demo-run.ts');
-      return m.demoLocal(r);
-    }, req)) as DemoReport;
-    const m = report.metrics;
-    process.stdout.write(
-      `\n\n${statsLine(live.snapshot())}\n` +
-        `stop: ${report.stopReason}; first token ${m.ttftMs?.toFixed(0) ?? '-'} ms; load ${(report.loadMs / 1000).toFixed(1)} s; ` +
-        `stage busy ${report.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')} ms; ${report.adapter}\n` +
-        `stages (one tab): ${report.stages.join(' | ')}\n`,
-    );
+    const speculative = (mode === 'specpipe' || mode === 'tree') && draft !== 'none';
+    const live = new LiveStats(mode === 'single' ? 1 : stages, speculative);
+    const page = await host.newPage();
+    await page.goto(`${host.baseUrl}/src/cli/page.html`);
+    let summary: string;
+    if (local) {
+      process.stderr.write(`${mode === 'single' ? 1 : stages} stage(s) inside one headless tab (no network).\n`);
+      process.stdout.write(req.prompt);
+      summary = await runLocal(page, req, live);
+    } else {
+      process.stderr.write(`Opening a leader tab and ${stages} stage tabs over ${host.browsers.length} browser processes; forming the ring over WebRTC (hop delay ${hopDelayMs} ms)...\n`);
+      const print = printer(live);
+      // Hit or miss is not reported per token by the mesh: the live line leaves it out, the summary has it.
+      await page.exposeFunction('__specpipeStream', (text: string) => print(text, performance.now(), null));
+      const mesh = await formMesh(host, page, { stages, modelUrl: req.modelUrl, draftUrl: req.draftUrl ?? undefined, hopDelayMs });
+      process.stdout.write(req.prompt);
+      const r = await mesh.generate({ prompt: req.prompt, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode, draft, width: req.width, depth: req.depth });
+      const m = r.metrics;
+      summary =
+        `stop: ${r.stopReason}; first token ${m.ttftMs?.toFixed(0) ?? '-'} ms; hit rate ${m.hitRate === null ? '-' : (m.hitRate * 100).toFixed(0) + '%'} ` +
+        `(bound ${m.boundTokensPerStep?.toFixed(2) ?? '-'} tokens/step, ${m.boundSpeedupOverPp?.toFixed(2) ?? '-'}x over pp); ring trip p50 ${r.ringTripP50Ms?.toFixed(1) ?? '-'} ms; ${r.adapter}\n` +
+        `stages: ${r.stageStats.map((s, i) => `${i + 1}: ${s.role ?? '?'} (busy ${(s.busyFraction * 100).toFixed(0)}%)`).join(' | ')}\n` +
+        `hops (ping round trip p50/p95 ms): ${r.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ')}`;
+      await mesh.close();
+    }
+    process.stdout.write(`\n\n${statsLine(live.snapshot())}\n${summary}\n`);
   } finally {
     await host.close();
   }
