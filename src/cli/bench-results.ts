@@ -255,7 +255,7 @@ export function charts(rows: SummaryRow[], transport: Transport, hopDelayMs: num
   const suffix = transport === 'mesh' ? `, hop delay ${hopDelayMs} ms` : ' (local stages)';
   return [
     barChart({ title: `Time between tokens, mean (ms)${suffix}`, groups, series: modes, value: (g, m) => row(g, m)?.tbtMeanMs ?? null, yLabel: 'ms' }),
-    barChart({ title: `Tokens per pipeline step vs the bound${suffix}`, groups, series: spec, value: (g, m) => row(g, m)?.tokensPerStep ?? null, mark: (g, m) => row(g, m)?.boundTokensPerStep ?? null, yLabel: 'tokens / step' }),
+    barChart({ title: `Tokens per pipeline step vs the bound${suffix}`, groups, series: spec, value: (g, m) => row(g, m)?.tokensPerStep ?? null, mark: (g, m) => (m === 'tree' ? null : (row(g, m)?.boundTokensPerStep ?? null)), yLabel: 'tokens / step' }),
     barChart({ title: `Hit rate${suffix}`, groups, series: spec.filter((m) => m !== 'pp'), value: (g, m) => row(g, m)?.hitRate ?? null, yLabel: 'p' }),
   ];
 }
@@ -273,13 +273,13 @@ export function htmlReport(res: BenchResults): string {
     ? `<div class="bad"><b>LOSSLESS CHECK FAILED</b> (a mode's tokens differ from single):<ul>${res.mismatches.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></div>`
     : `<p class="ok">Lossless: every mode produced exactly the tokens of <code>single</code> on every prompt.</p>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SpecPipe bench ${esc(res.createdAt)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:16px;color:#1d1f23}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f4f6}.bad{color:#8a1c1c;background:#fdecea}.ok{color:#1d6b2c}.charts{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}pre{background:#f6f7f9;padding:8px}</style></head><body>
+<style>body{font-family:system-ui,sans-serif;margin:16px;color:#1d1f23}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f4f6}.bad{color:#8a1c1c;background:#fdecea}.ok{color:#1d6b2c}.charts{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}pre{background:#f6f7f9;padding:8px;white-space:pre-wrap}</style></head><body>
 <h1>SpecPipe bench</h1>
 <p>${esc(res.createdAt)} · ${res.settings.prompts.length} prompts · ${res.settings.tokens} new tokens each · W=${res.settings.width} · depth ${res.settings.depth} · draft ${esc(res.settings.draft)}</p>
 <h2>Conditions</h2><pre>${esc(conditionsText(res.conditions))}</pre>
 ${mismatch}
 <h2>Results</h2>${table}
-<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p. stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
+<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p (SpecPipe's; pp has p = 0; not drawn for tree, whose rounds follow another law). stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
 <h2>Charts</h2>${sections.join('\n')}
 <h2>Prompts</h2><ol>${res.settings.prompts.map((p) => `<li>${esc(p)}</li>`).join('')}</ol>
 </body></html>`;

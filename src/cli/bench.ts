@@ -5,7 +5,7 @@
 // Runs every mode on the same prompts for every stage count and hop delay in headless Chromium
 // (real WebGPU): a leader tab plus one tab per stage over WebRTC (--local: every stage in one tab),
 // checks each mode's tokens against `single`, and writes bench-results.json + bench-report.html.
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
@@ -69,6 +69,8 @@ async function main(): Promise<void> {
   if (local && hopDelays.some((h) => h !== 0)) notes.push(`Hop delays ${hopDelays.filter((h) => h !== 0).join(', ')} ms skipped: a hop delay exists only in the mesh transport.`);
   for (const n of notes) process.stderr.write(`bench: ${n}\n`);
 
+  // Other work on the machine slows every tab: record how busy it was.
+  const loadAtStart = loadavg()[0];
   const otherModes = modes.filter((m) => m !== 'single');
   const total = (modes.includes('single') ? prompts.length : 0) + stageCounts.length * hops.length * otherModes.length * prompts.length;
   let done = 0;
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
 
+  notes.push(`Load average (1 min) of the machine: ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (${cpus().length} cores).`);
   // Single is the reference for both transports: it runs in one tab either way.
   const mismatches = checkLossless(records);
   const results: BenchResults = {
