@@ -22,8 +22,6 @@ export interface DemoReport {
   adapter: string;
   stages: string[];
   loadMs: number;
-  text: string;
-  tokens: number;
   stopReason: StopReason;
   metrics: GenerateMetrics;
   stageBusyMs: number[];
@@ -69,8 +67,6 @@ export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
       adapter: engine.adapter,
       stages: engine.stageDescriptions,
       loadMs,
-      text: streamer.text,
-      tokens: result.tokens.length,
       stopReason: result.stopReason,
       metrics: result.metrics,
       stageBusyMs: result.stageBusyMs,

@@ -3,6 +3,7 @@
 import { urlSource } from '../model/index.ts';
 import { tokensPerSecond } from '../app/local-run.ts';
 import type { LocalEngine } from '../app/local-engine.ts';
+import type { PacketTrace } from '../pipeline/stage-runner.ts';
 import type { GenerateMetrics } from '../spec/scheduler.ts';
 import { LiveStats } from '../app/live-stats.ts';
 import { byId, el, errorText } from './dom.ts';
@@ -233,7 +234,7 @@ export class ChatApp {
     return template;
   }
 
-  private runEngine(engine: LocalEngine, s: ChatSettings, promptIds: number[], signal: AbortSignal, on: { onToken: (tok: number, hit: boolean) => void; onPacket: NonNullable<Parameters<LocalEngine['run']>[0]['onPacket']> }) {
+  private runEngine(engine: LocalEngine, s: ChatSettings, promptIds: number[], signal: AbortSignal, on: { onToken: (tok: number, hit: boolean) => void; onPacket: (stage: number, p: PacketTrace) => void }) {
     const speculative = s.mode === 'specpipe' || s.mode === 'tree';
     return engine.run({
       mode: s.mode,

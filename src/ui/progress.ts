@@ -11,11 +11,6 @@ export class ProgressBars {
     this.root.replaceChildren();
   }
 
-  /** A status line without a bar (reading config, compiling, ...). */
-  note(text: string): void {
-    this.root.append(el('div', { class: 'progress-note' }, text));
-  }
-
   update(part: string, done: number, total: number): void {
     let entry = this.bars.get(part);
     if (!entry) {
