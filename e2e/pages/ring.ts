@@ -24,6 +24,12 @@ export function single(req: LocalRunRequest): Promise<LocalRunReport> {
   return runLocal(req);
 }
 
+/** Blocks this tab's main thread for `ms` (a hung tab: it stops answering pings). */
+export function stageBlock(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
 /** Stage: sends the leader a message with the wrong protocol version. */
 export async function stageSendMalformed(): Promise<void> {
   const ring = tab.stageNode().ring;
