@@ -195,6 +195,21 @@ describe('scheduler: speed in pipeline steps', () => {
     expect(w4.result.metrics.rowsSent).toBeLessThanOrEqual(prompt.length + 4 * w4.result.metrics.levelsSent);
   });
 
+  it('a pipeline without a step clock: tokens per step from its step time agree with the counted steps', async () => {
+    const S = 4;
+    const numSlots = prompt.length + 200 + 10;
+    const counted = new SimPipeline({ numStages: S, numSlots, target: t });
+    const timed = new SimPipeline({ numStages: S, numSlots, target: t });
+    const STEP_MS = 7; // the clock advances one step time per simulated step
+    const opts = { mode: 'specpipe' as const, prompt, maxNewTokens: 200, sampling: SAMPLED, width: 1 };
+    const a = await generate(counted, { ...opts, source: oracle(t, SAMPLED, 0.7, 3, 0) });
+    const clockless = Object.assign(Object.create(timed) as SimPipeline, { stepCount: () => null, stepTimeMs: () => STEP_MS });
+    const b = await generate(clockless, { ...opts, source: oracle(t, SAMPLED, 0.7, 3, 0), now: () => timed.stepCount() * STEP_MS });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(b.metrics.tokensPerStep).toBeCloseTo(a.metrics.tokensPerStep!, 10);
+    expect(b.metrics.stepsToFirstToken).toBeCloseTo(a.metrics.stepsToFirstToken!, 10);
+  });
+
   it('tree mode commits the accepted prefix plus one token per round of S steps', async () => {
     const { result } = await runSim({ mode: 'tree', stages: 4, target: t, prompt, maxNewTokens: 400, sampling: GREEDY, source: oracle(t, GREEDY, 1), extra: { treeDepth: 3, treeWidth: 2 } });
     const m = result.metrics;

@@ -5,6 +5,7 @@
 // Flow control: stage 1 reports how many levels of the request it has processed (a 'credit'
 // message); credit() = depth + 1 - (sent - processed), as LocalPipeline counts stage 1's queue.
 import { Wakeup, type Pipeline } from '../spec/pipeline.ts';
+import { percentile } from '../spec/scheduler.ts';
 import type { EncodeOptions, MeshMessage } from '../mesh/protocol.ts';
 import type { LevelPacket, RequestConfig, ResultPacket } from './packets.ts';
 
@@ -89,6 +90,12 @@ export class RingPipeline implements Pipeline {
 
   stepCount(): number | null {
     return null;
+  }
+
+  /** A step: the median level trip of this request (leader -> every stage -> leader) over S. */
+  stepTimeMs(): number | null {
+    const trip = percentile(this.tripsMs, 0.5);
+    return trip === null ? null : trip / this.numStages;
   }
 
   /** Stops the pipeline: pending and later calls reject with `e` (a stage was lost, say). */

@@ -47,6 +47,12 @@ export interface Pipeline {
    * step. Tokens per step are reported only when this is a number.
    */
   stepCount(): number | null;
+  /**
+   * For pipelines without a step clock (tabs on a ring): the measured duration of one pipeline step
+   * in this run, i.e. a level's trip around the ring divided by the number of stages. Tokens per
+   * step are then committed tokens over (decode time / step time): 1/S for PP by construction.
+   */
+  stepTimeMs?(): number | null;
 }
 
 /**

@@ -67,7 +67,10 @@ export interface GenerateMetrics {
   tbtP50Ms: number | null;
   tbtP95Ms: number | null;
   totalMs: number;
-  /** Pipeline steps (null when the pipeline does not count them): all, and prompt start to first token. */
+  /**
+   * Pipeline steps: counted by the pipeline's step clock, or measured time over its step time
+   * (Pipeline.stepTimeMs); null when it has neither. All, and prompt start to first token.
+   */
   steps: number | null;
   stepsToFirstToken: number | null;
   /** Committed tokens after the first / steps from the first to the last commit. */
@@ -351,6 +354,14 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     if (commitSteps.length) m.stepsToFirstToken = commitSteps[0] - step0;
     const span = commitSteps.length > 1 ? commitSteps[commitSteps.length - 1] - commitSteps[0] : 0;
     if (span > 0) m.tokensPerStep = (commitSteps.length - 1) / span;
+  } else {
+    const stepMs = pipeline.stepTimeMs?.() ?? null;
+    const span = commitTimes.length > 1 ? commitTimes[commitTimes.length - 1] - commitTimes[0] : 0;
+    if (stepMs && span > 0) {
+      m.steps = m.totalMs / stepMs;
+      if (m.ttftMs !== null) m.stepsToFirstToken = m.ttftMs / stepMs;
+      m.tokensPerStep = (commitTimes.length - 1) / (span / stepMs);
+    }
   }
   if (m.hits + m.misses > 0) {
     const p = m.hits / (m.hits + m.misses);
