@@ -6,8 +6,8 @@
 // the one an undisturbed run gives.
 import { SignalClient } from '../mesh/signal-client.ts';
 import { Ring } from '../mesh/ring.ts';
-import type { LinkCloseEvent, LinkTuning } from '../mesh/peer.ts';
-import { encodeMessage, type MeshMessage, type PayloadDtype } from '../mesh/protocol.ts';
+import type { LinkCloseEvent } from '../mesh/peer.ts';
+import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
 import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
 import type { StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
@@ -15,112 +15,13 @@ import type { Stage } from '../gpu/stage.ts';
 import { buildStage } from '../pipeline/gpu-stages.ts';
 import { describeRole, splitLayers } from '../pipeline/layers.ts';
 import { RingPipeline } from '../pipeline/ring-pipeline.ts';
-import { generate, percentile, reservedSlots, type GenerateMetrics, type Mode } from '../spec/scheduler.ts';
-import type { SamplingSettings } from '../spec/sampling.ts';
+import { generate, percentile, reservedSlots } from '../spec/scheduler.ts';
 import { speculativeSource, type DraftKind } from './local-engine.ts';
-import { promptIdsOf, tokensPerSecond, type LocalRunReport } from './local-run.ts';
+import { promptIdsOf, tokensPerSecond } from './local-run.ts';
+import { mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
+import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshRunRequest, MeshStatus, StageWork } from './mesh-types.ts';
 
-export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
-
-export interface MeshStageView {
-  id: string;
-  name: string;
-  /** Place in the ring (1 = first stage). */
-  index: number;
-  role: string | null;
-  device: string;
-  gbps: number | null;
-  load: { done: number; total: number } | null;
-  weightBytes: number;
-  loaded: boolean;
-}
-
-/** Round trips of pings on the link that carries one hop of the ring (one way is about half). */
-export interface HopLatency {
-  from: string;
-  to: string;
-  rttP50Ms: number | null;
-  rttP95Ms: number | null;
-  samples: number;
-}
-
-export interface MeshStatus {
-  phase: MeshPhase;
-  room: string;
-  stages: MeshStageView[];
-  /** From the last generation (leader -> stage 1 -> ... -> leader). */
-  hops: HopLatency[];
-  /** Recent events in words, oldest first. */
-  log: string[];
-  /** The last error (a malformed message, a lost tab, a failed load), or null. */
-  error: string | null;
-}
-
-export interface MeshOpenOptions {
-  room: string;
-  secret?: string;
-  /** How many stage tabs to wait for. */
-  stages: number;
-  modelUrl: string;
-  /** Draft model for specpipe/tree, loaded in the leader tab on first use. */
-  draftUrl?: string;
-  /** Simulated network delay per hop, ms (applied by the transport on every link). */
-  hopDelayMs?: number;
-  /** Hidden states on the wire: 'f32' (exact, default) or 'f16' (half the bytes). */
-  wire?: PayloadDtype;
-  /** 'speed' (default): layers in proportion to each tab's benchmark; 'equal': even split. */
-  split?: 'speed' | 'equal';
-  /** Longest text (prompt + generated) a request may reach; default min(model maximum, 1024). */
-  maxContext?: number;
-  name?: string;
-  signalUrl?: string;
-  /** Link timings (ping period, silence timeout). */
-  tuning?: Omit<LinkTuning, 'hopDelayMs'>;
-  /** How long open() waits for enough stage tabs to join, ms (default 10 minutes). */
-  waitMs?: number;
-  /** Aborting stops open() (an AbortError) and closes the session. */
-  signal?: AbortSignal;
-  onStatus?: (s: MeshStatus) => void;
-}
-
-export interface MeshRunRequest {
-  prompt?: string;
-  promptIds?: number[];
-  maxNewTokens: number;
-  sampling: SamplingSettings;
-  mode: Mode;
-  /** specpipe/tree source (default: the draft model when draftUrl was given, else none). */
-  draft?: DraftKind;
-  width?: number;
-  depth?: number;
-}
-
-export interface MeshRunOptions {
-  /** Every committed token, with the text so far (null without a tokenizer). */
-  onToken?: (token: number, text: string | null) => void;
-  signal?: AbortSignal;
-}
-
-export interface StageWork {
-  id: string;
-  role: string | null;
-  packets: number;
-  rowsComputed: number;
-  rowsDropped: number;
-  busyMs: number;
-  /** busyMs over the generation's wall time. */
-  busyFraction: number;
-}
-
-export interface MeshRunReport extends Omit<LocalRunReport, 'logits'> {
-  hops: HopLatency[];
-  stageStats: StageWork[];
-  /** Times the ring was re-formed during this generation. */
-  recoveries: number;
-  /** Level round trips leader -> ... -> leader. */
-  ringTripP50Ms: number | null;
-  ringTripP95Ms: number | null;
-}
+export type * from './mesh-types.ts';
 
 /** A stage tab went away (or misbehaved) while the leader needed it. */
 export class StageLostError extends Error {
@@ -129,7 +30,6 @@ export class StageLostError extends Error {
 
 type Info = Extract<MeshMessage, { type: 'info' }>;
 type Loaded = Extract<MeshMessage, { type: 'loaded' }>;
-type Stats = Extract<MeshMessage, { type: 'stats' }>;
 
 const MAX_RECOVERIES = 5;
 
@@ -139,7 +39,7 @@ export class MeshSession {
   private readonly modelUrl: string;
   private readonly infos = new Map<string, Info>();
   private readonly loadResults = new Map<string, Loaded>();
-  private readonly statsReplies = new Map<string, Stats>();
+  private readonly statsReplies = new Map<string, StatsReply>();
   private readonly lost = new Set<string>();
   private readonly waiters = new Set<() => void>();
   private losses = 0;
@@ -343,29 +243,13 @@ export class MeshSession {
     for (const id of ids) this.statsReplies.delete(id);
     await Promise.all(ids.map((id) => this.sendTo(id, { type: 'query', request }).catch(() => undefined)));
     await this.until(() => (ids.every((id) => this.statsReplies.get(id)?.request === request) ? true : undefined), 'stage stats', 3000).catch(() => undefined);
-    const view = (id: string): MeshStageView | undefined => this.status.stages.find((s) => s.id === id);
-    const work: StageWork[] = [];
-    for (const id of ids) {
-      const s = this.statsReplies.get(id);
-      if (s?.request !== request) continue;
-      work.push({ id, role: view(id)?.role ?? null, packets: s.packets, rowsComputed: s.rowsComputed, rowsDropped: s.rowsDropped, busyMs: s.busyMs, busyFraction: s.busyMs / wallMs });
-    }
-    const label = (i: number): string => (i === 0 || i === order.length ? 'leader' : `stage ${i}`);
-    const own = (peer: string): Pick<HopLatency, 'rttP50Ms' | 'rttP95Ms' | 'samples'> => {
-      const l = this.ring.link(peer)?.stats();
-      return { rttP50Ms: l?.rttP50 ?? null, rttP95Ms: l?.rttP95 ?? null, samples: l?.rttSamples ?? 0 };
-    };
-    const hops: HopLatency[] = [];
-    for (let i = 0; i < order.length; i++) {
-      let rtt: Pick<HopLatency, 'rttP50Ms' | 'rttP95Ms' | 'samples'>;
-      if (i === 0) rtt = own(order[1]);
-      else if (i === order.length - 1) rtt = own(order[i]);
-      else {
-        const s = this.statsReplies.get(order[i]);
-        rtt = s?.request === request ? { rttP50Ms: s.nextRttP50Ms, rttP95Ms: s.nextRttP95Ms, samples: s.nextRttSamples } : { rttP50Ms: null, rttP95Ms: null, samples: 0 };
-      }
-      hops.push({ from: label(i), to: label(i + 1), ...rtt });
-    }
+    const replies = ids.flatMap((id) => {
+      const r = this.statsReplies.get(id);
+      return r?.request === request ? [{ id, reply: r }] : [];
+    });
+    const roleOf = (id: string): string | null => this.status.stages.find((s) => s.id === id)?.role ?? null;
+    const work = stageWork(replies, roleOf, wallMs);
+    const hops = ringHops(order, (peer) => this.ring.link(peer)?.stats(), new Map(replies.map((r) => [r.id, r.reply])));
     return [work, hops];
   }
 
@@ -557,24 +441,6 @@ export class MeshSession {
   private emit(): void {
     this.opts.onStatus?.(structuredClone(this.status));
   }
-}
-
-/**
- * The final attempt's metrics, with what spans attempts recomputed over the whole generation:
- * prompt length, committed tokens, first-token time, time between tokens, total time. Counters
- * (levels, rows, hits, misses) cover the final attempt.
- */
-export function mergedMetrics(last: GenerateMetrics, g: { promptTokens: number; before: number; t0: number; end: number; commitTimes: number[] }): GenerateMetrics {
-  const tbt = g.commitTimes.slice(1).map((t, i) => t - g.commitTimes[i]);
-  return {
-    ...last,
-    promptTokens: g.promptTokens,
-    committedTokens: last.committedTokens + g.before,
-    ttftMs: g.commitTimes.length ? g.commitTimes[0] - g.t0 : last.ttftMs,
-    tbtP50Ms: percentile(tbt, 0.5),
-    tbtP95Ms: percentile(tbt, 0.95),
-    totalMs: g.end - g.t0,
-  };
 }
 
 function absoluteUrl(url: string): string {

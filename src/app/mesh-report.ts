@@ -1,0 +1,49 @@
+// The leader's report pieces that do not need the network: per-stage work and per-hop round trips
+// from the stages' stats replies, and metrics merged over the attempts of one generation.
+import type { LinkStats } from '../mesh/peer.ts';
+import type { MeshMessage } from '../mesh/protocol.ts';
+import { percentile, type GenerateMetrics } from '../spec/scheduler.ts';
+import type { HopLatency, StageWork } from './mesh-types.ts';
+
+export type StatsReply = Extract<MeshMessage, { type: 'stats' }>;
+
+export function stageWork(replies: { id: string; reply: StatsReply }[], roleOf: (id: string) => string | null, wallMs: number): StageWork[] {
+  return replies.map(({ id, reply: s }) => ({
+    id, role: roleOf(id), packets: s.packets, rowsComputed: s.rowsComputed, rowsDropped: s.rowsDropped, busyMs: s.busyMs, busyFraction: s.busyMs / wallMs,
+  }));
+}
+
+/**
+ * Hops of the ring `order` ([leader, stage 1, ..., stage N]): leader -> stage 1 and stage N ->
+ * leader from the leader's own links, stage i -> stage i+1 from stage i's reply (its link to the
+ * next node); null where a stage did not reply.
+ */
+export function ringHops(order: readonly string[], leaderLink: (peer: string) => LinkStats | undefined, replies: ReadonlyMap<string, StatsReply>): HopLatency[] {
+  const label = (i: number): string => (i === 0 || i === order.length ? 'leader' : `stage ${i}`);
+  return order.map((id, i) => {
+    let rtt: Pick<HopLatency, 'rttP50Ms' | 'rttP95Ms' | 'samples'> = { rttP50Ms: null, rttP95Ms: null, samples: 0 };
+    const own = i === 0 ? leaderLink(order[1]) : i === order.length - 1 ? leaderLink(id) : undefined;
+    const reply = i > 0 && i < order.length - 1 ? replies.get(id) : undefined;
+    if (own) rtt = { rttP50Ms: own.rttP50, rttP95Ms: own.rttP95, samples: own.rttSamples };
+    else if (reply) rtt = { rttP50Ms: reply.nextRttP50Ms, rttP95Ms: reply.nextRttP95Ms, samples: reply.nextRttSamples };
+    return { from: label(i), to: label(i + 1), ...rtt };
+  });
+}
+
+/**
+ * The final attempt's metrics, with what spans attempts recomputed over the whole generation:
+ * prompt length, committed tokens, first-token time, time between tokens, total time. Counters
+ * (levels, rows, hits, misses) cover the final attempt.
+ */
+export function mergedMetrics(last: GenerateMetrics, g: { promptTokens: number; before: number; t0: number; end: number; commitTimes: number[] }): GenerateMetrics {
+  const tbt = g.commitTimes.slice(1).map((t, i) => t - g.commitTimes[i]);
+  return {
+    ...last,
+    promptTokens: g.promptTokens,
+    committedTokens: last.committedTokens + g.before,
+    ttftMs: g.commitTimes.length ? g.commitTimes[0] - g.t0 : last.ttftMs,
+    tbtP50Ms: percentile(tbt, 0.5),
+    tbtP95Ms: percentile(tbt, 0.95),
+    totalMs: g.end - g.t0,
+  };
+}
