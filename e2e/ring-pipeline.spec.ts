@@ -107,6 +107,19 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
   }
 });
 
+test('the leader tab can hold a stage too', async ({ baseURL }) => {
+  const room = `ring-hold-${Date.now().toString(36)}`;
+  const leader = await tab(browsers[0], baseURL!);
+  await callInPage(leader, PAGE, 'leaderStart', { room, secret: SECRET, stages: 2, modelUrl: TINY, name: 'leader', holdStage: true, split: 'equal' });
+  const other = await tab(browsers[1], baseURL!);
+  expect(await callInPage(other, PAGE, 'stageStart', { room, secret: SECRET, name: 's1' })).toHaveProperty('id');
+  expect(await callInPage<Outcome>(leader, PAGE, 'leaderReady')).toEqual({ ok: true });
+  const status = await callInPage<MeshStatus>(leader, PAGE, 'leaderStatusNow');
+  expect(status.stages.map((s) => s.name).sort()).toEqual(['leader (stage)', 's1']);
+  const r = await callInPage<MeshRunReport>(leader, PAGE, 'leaderGenerate', { promptIds: tiny.promptIds, maxNewTokens: 8, sampling: GREEDY, mode: 'pp' });
+  expect(r.tokens).toEqual(tiny.greedyTokens.slice(0, 8));
+});
+
 test('a stage tab closed, then one that stops answering, mid-generation: the ring re-forms twice and the output is unchanged', async ({ baseURL }) => {
   test.setTimeout(300_000);
   const req = { prompt: 'In the beginning', maxNewTokens: 32, sampling: GREEDY, mode: 'pp' } as const;

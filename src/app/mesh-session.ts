@@ -18,6 +18,7 @@ import { RingPipeline } from '../pipeline/ring-pipeline.ts';
 import { generate, percentile, reservedSlots } from '../spec/scheduler.ts';
 import { speculativeSource, type DraftKind } from './local-engine.ts';
 import { promptIdsOf, tokensPerSecond } from './local-run.ts';
+import { startStageNode, type StageNode } from './stage-node.ts';
 import { mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
 import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshRunRequest, MeshStatus, StageWork } from './mesh-types.ts';
 
@@ -54,6 +55,7 @@ export class MeshSession {
   private readonly numSlots: number;
   private draft: { ctx: GpuContext; stage: Stage } | null = null;
   private readonly closedSignal = new AbortController();
+  private ownStage: Promise<StageNode> | null = null;
 
   private constructor(
     private readonly opts: MeshOpenOptions,
@@ -80,7 +82,7 @@ export class MeshSession {
       session.log(`waiting for ${opts.stages} stage tab(s) in room "${opts.room}"`);
       const lead = Ring.lead(signal, { stages: opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning, formTimeoutMs: opts.waitMs ?? 600_000 });
       lead.then((r) => session.closed && r.close('the session was closed'), () => undefined);
-      session.ring = await Promise.race([lead, session.whenClosed()]);
+      session.ring = await Promise.race([lead, session.whenClosed(), session.holdStage()]);
       session.attach();
       await session.assign();
       session.loadMs = performance.now() - t0;
@@ -118,9 +120,30 @@ export class MeshSession {
     this.signal.close();
     this.draft?.stage.destroy();
     this.draft?.ctx.device.destroy();
+    void this.ownStage?.then((n) => n.close(), () => undefined);
     this.setPhase('closed');
     this.closedSignal.abort();
     this.poke();
+  }
+
+  /**
+   * With holdStage, this tab joins its own room as one of the stages too (a stage node beside the
+   * leader, linked to it like any other tab); rejects if that stage cannot start, else never settles.
+   */
+  private holdStage(): Promise<never> {
+    if (!this.opts.holdStage) return new Promise<never>(() => undefined);
+    const o = this.opts;
+    const own = startStageNode({ room: o.room, secret: o.secret, signalUrl: o.signalUrl, name: `${o.name ?? 'leader'} (stage)`, tuning: o.tuning });
+    this.ownStage = own;
+    return own.then(
+      (node) => {
+        if (this.closed) node.close();
+        return new Promise<never>(() => undefined);
+      },
+      (e: unknown) => {
+        throw new Error(`this tab could not hold a stage: ${errorText(e)}`);
+      },
+    );
   }
 
   private whenClosed(): Promise<never> {

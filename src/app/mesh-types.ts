@@ -46,8 +46,10 @@ export interface MeshStatus {
 export interface MeshOpenOptions {
   room: string;
   secret?: string;
-  /** How many stage tabs to wait for. */
+  /** How many stages to wait for (this tab's own one included with holdStage). */
   stages: number;
+  /** This tab also holds a stage (joins the ring like a stage tab, over a loopback link). */
+  holdStage?: boolean;
   modelUrl: string;
   /** Draft model for specpipe/tree, loaded in the leader tab on first use. */
   draftUrl?: string;

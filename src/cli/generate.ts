@@ -1,6 +1,6 @@
 // npm run generate -- --model DIR_OR_URL (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
 //   [--greedy | --temperature T --top-k K --top-p P --seed S] [--dump-logits K] [--mode single|pp|tree|specpipe]
-//   [--local-stages N | --stages N [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal]]
+//   [--local-stages N | --stages N [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal] [--hold-stage]]
 //   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--json]
 // Runs the model in headless Chromium (real WebGPU) and prints the tokens, text and timings.
 // --local-stages: every stage in one tab. --stages: a mesh of N stage tabs plus a leader tab, spread
@@ -11,7 +11,7 @@ import type { LocalRunReport, LocalRunRequest } from '../app/local-run.ts';
 import type { Mode } from '../spec/scheduler.ts';
 import { formMesh } from './mesh-tabs.ts';
 
-const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split'];
+const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage'];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 
 async function main(): Promise<void> {
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
             hopDelayMs: num(args, 'hop-delay-ms', 0),
             wire: str(args, 'wire', 'f32') as 'f32' | 'f16',
             split: str(args, 'split', 'speed') as 'speed' | 'equal',
+            holdStage: flag(args, 'hold-stage'),
           });
           return mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth });
         })()
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
           `first token ${t.ttftMs?.toFixed(0)} ms, between tokens p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n`,
       );
       if ('hops' in report) {
-        const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
+        const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? "-"}/${h.rttP95Ms?.toFixed(1) ?? "-"}`).join(', ');
         process.stdout.write(`[stages: ${report.stages.join('; ')}]\n[hop round trips p50/p95 ms: ${hops}; recoveries ${report.recoveries}]\n`);
       }
     }

@@ -19,7 +19,8 @@ export interface Mesh {
 
 /**
  * Opens the leader in `leader` (already at the host's page.html) and `o.stages` stage tabs (stage i
- * in browser (i + 1) mod browsers), and waits until the ring is formed and every stage loaded.
+ * in browser (i + 1) mod browsers; one fewer with holdStage, the leader tab holding one), and waits
+ * until the ring is formed and every stage loaded.
  */
 export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs, 'room' | 'name'>): Promise<Mesh> {
   const pageUrl = `${host.baseUrl}/src/cli/page.html`;
@@ -31,7 +32,7 @@ export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs,
     for (const p of [...stages, leader]) await p.close().catch(() => undefined);
   };
   try {
-    for (let i = 0; i < o.stages; i++) {
+    for (let i = 0; i < o.stages - (o.holdStage ? 1 : 0); i++) {
       const p = await host.newPage((i + 1) % host.browsers.length);
       await p.goto(pageUrl);
       stages.push(p);
