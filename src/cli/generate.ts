@@ -82,7 +82,7 @@ async function main(): Promise<void> {
           `first token ${t.ttftMs?.toFixed(0)} ms, between tokens p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n`,
       );
       if ('hops' in report) {
-        const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? "-"}/${h.rttP95Ms?.toFixed(1) ?? "-"}`).join(', ');
+        const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ');
         process.stdout.write(`[stages: ${report.stages.join('; ')}]\n[hop round trips p50/p95 ms: ${hops}; recoveries ${report.recoveries}]\n`);
       }
     }
