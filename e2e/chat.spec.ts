@@ -103,3 +103,15 @@ test('chat page over stage tabs: the mesh view fills in and the text equals a si
   expect(errors).toEqual([]);
   await context.close();
 });
+
+test('a model picked as local files loads (no URL involved)', async ({ page }) => {
+  await page.goto('/');
+  const dir = 'public/models/demo-target';
+  await page.locator('#target-url').fill('/models/no-such-model/'); // ignored: picked files win
+  await page.locator('#target-files').setInputFiles(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `${dir}/${f}`));
+  await page.locator('select[name=mode]').selectOption('single');
+  await page.locator('#load').click();
+  await expect(page.locator('#status')).toHaveText(/model ready/, { timeout: 120_000 });
+  await expect(page.locator('#model-info')).toContainText('8 layers, vocabulary 4096');
+  await expect(page.locator('#error')).toBeHidden();
+});
