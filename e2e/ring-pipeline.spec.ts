@@ -107,15 +107,23 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
   }
 });
 
-test('the leader tab can hold a stage too', async ({ baseURL }) => {
+test('the leader tab can hold a stage too; a tab with little memory gets fewer layers', async ({ baseURL }) => {
   const room = `ring-hold-${Date.now().toString(36)}`;
   const leader = await tab(browsers[0], baseURL!);
-  await callInPage(leader, PAGE, 'leaderStart', { room, secret: SECRET, stages: 2, modelUrl: TINY, name: 'leader', holdStage: true, split: 'equal' });
   const other = await tab(browsers[1], baseURL!);
-  expect(await callInPage(other, PAGE, 'stageStart', { room, secret: SECRET, name: 's1' })).toHaveProperty('id');
+  // s1 joins the room first, so it is stage 1, which an equal split of 3 layers gives 2. But
+  // tiny-llama's layer is 181760 bytes of weights + 74240 of KV (290 slots), the embedding 82 kB
+  // more: 420 kB hold one layer.
+  const joined = callInPage(other, PAGE, 'stageStart', { room, secret: SECRET, name: 's1', memoryBytes: 420_000 });
+  await expect.poll(async () => (await callInPage<StageStatus | null>(other, PAGE, 'stageStatusNow'))?.phase).toBe('waiting');
+  await callInPage(leader, PAGE, 'leaderStart', { room, secret: SECRET, stages: 2, modelUrl: TINY, name: 'leader', holdStage: true, split: 'equal' });
+  expect(await joined).toHaveProperty('id');
   expect(await callInPage<Outcome>(leader, PAGE, 'leaderReady')).toEqual({ ok: true });
   const status = await callInPage<MeshStatus>(leader, PAGE, 'leaderStatusNow');
-  expect(status.stages.map((s) => s.name).sort()).toEqual(['leader (stage)', 's1']);
+  expect(status.stages.map((s) => [s.name, s.role])).toEqual([
+    ['s1', 'layers 0-0 + embedding'],
+    ['leader (stage)', 'layers 1-2 + head'],
+  ]);
   const r = await callInPage<MeshRunReport>(leader, PAGE, 'leaderGenerate', { promptIds: tiny.promptIds, maxNewTokens: 8, sampling: GREEDY, mode: 'pp' });
   expect(r.tokens).toEqual(tiny.greedyTokens.slice(0, 8));
 });

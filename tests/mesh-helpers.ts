@@ -61,7 +61,7 @@ export function randomResult(rand: () => number): ResultPacket {
 
 /** One valid message of each stage-work type (leader <-> stage on the direct lane). */
 export const stageWorkMessages: MeshMessage[] = [
-  { type: 'info', device: 'google swiftshader (fallback)', gbps: 0.61 },
+  { type: 'info', device: 'google swiftshader (fallback)', gbps: 0.61, memoryBytes: 2 ** 31 },
   { type: 'load', load: 3, modelUrl: 'https://192.168.1.5:8443/models/demo-target/', start: 2, end: 5, embed: false, head: true, numSlots: 300, wire: 'f16', hopDelayMs: 25 },
   { type: 'load', load: 4, modelUrl: '/m/', start: 0, end: 1, embed: true, head: false, numSlots: 1, wire: 'f32', hopDelayMs: 0 },
   { type: 'progress', load: 3, done: 1024, total: 4096 },

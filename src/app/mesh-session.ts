@@ -8,12 +8,12 @@ import { SignalClient } from '../mesh/signal-client.ts';
 import { Ring } from '../mesh/ring.ts';
 import type { LinkCloseEvent } from '../mesh/peer.ts';
 import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
-import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import { loadModel, tensorNamesForRole, urlSource, type LoadedModel } from '../model/index.ts';
 import type { StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
 import { buildStage } from '../pipeline/gpu-stages.ts';
-import { describeRole, splitLayers } from '../pipeline/layers.ts';
+import { describeRole, splitLayersWithin } from '../pipeline/layers.ts';
 import { RingPipeline } from '../pipeline/ring-pipeline.ts';
 import { generate, percentile, reservedSlots } from '../spec/scheduler.ts';
 import { speculativeSource, type DraftKind } from './local-engine.ts';
@@ -319,7 +319,7 @@ export class MeshSession {
     this.setPhase('loading');
     const infos = await this.until(() => (ids.every((id) => this.infos.has(id)) ? ids.map((id) => this.infos.get(id)!) : undefined), 'every stage tab to report its speed', 60_000);
     const weights = this.opts.split === 'equal' ? ids.map(() => 1) : infos.map((i) => Math.max(i.gbps, 1e-3));
-    const roles = splitLayers(this.model.spec.numLayers, weights);
+    const roles = splitLayersWithin(this.model.spec.numLayers, weights, maxLayersFor(this.model, this.numSlots, infos.map((i) => i.memoryBytes)));
     const load = ++this.loadSeq;
     this.status.stages = ids.map((id, i) => ({
       id, name: this.peerName(id), index: i + 1, role: describeRole(roles[i]), device: infos[i].device, gbps: infos[i].gbps, load: null, weightBytes: 0, loaded: false,
@@ -464,6 +464,23 @@ export class MeshSession {
   private emit(): void {
     this.opts.onStatus?.(structuredClone(this.status));
   }
+}
+
+/**
+ * Layers each stage can hold in its memory (unknown memory: all of them), from the tensors' sizes in
+ * the model's files plus the KV slots of a layer; stage 1 also holds the embedding, the last the head.
+ */
+function maxLayersFor(model: LoadedModel, numSlots: number, memoryBytes: number[]): number[] {
+  const { spec, tensorIndex } = model;
+  const bytes = (role: StageRole): number => tensorNamesForRole(spec, role).reduce((a, n) => a + (tensorIndex.tensors.get(n)?.end ?? 0) - (tensorIndex.tensors.get(n)?.start ?? 0), 0);
+  const perLayer = bytes({ layers: { start: 0, end: 1 }, embed: false, head: false }) + numSlots * 2 * spec.numKvHeads * spec.headDim * 4;
+  const first = bytes({ layers: { start: 0, end: 0 }, embed: true, head: false });
+  const last = bytes({ layers: { start: 0, end: 0 }, embed: false, head: true });
+  return memoryBytes.map((m, i) => {
+    if (!m) return spec.numLayers;
+    const fixed = (i === 0 ? first : 0) + (i === memoryBytes.length - 1 ? last : 0);
+    return Math.max(0, Math.floor((m - fixed) / perLayer));
+  });
 }
 
 function absoluteUrl(url: string): string {

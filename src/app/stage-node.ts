@@ -40,6 +40,8 @@ export interface StageNodeOptions {
   onStatus?: (s: StageStatus) => void;
   /** Link timings (ping period, silence timeout); hop delay is the leader's setting. */
   tuning?: LinkTuning;
+  /** Bytes this tab may use for weights and KV (the leader assigns no more layers); default unknown. */
+  memoryBytes?: number;
 }
 
 export interface StageNode {
@@ -84,7 +86,7 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     update({ phase: 'failed', message: errorText(e) });
     throw e;
   }
-  return new StageTab(ring, ringOptions, signal, ctx, status, update);
+  return new StageTab(ring, ringOptions, signal, ctx, status, update, opts.memoryBytes ?? 0);
 }
 
 class StageTab implements StageNode {
@@ -101,6 +103,7 @@ class StageTab implements StageNode {
     private readonly ctx: GpuContext,
     readonly status: StageStatus,
     private readonly update: (patch: Partial<StageStatus>) => void,
+    private readonly memoryBytes: number,
   ) {
     this.work = new RingStage({
       sendNext: async (msg, o) => this.ring.sendNextMessage(msg, o), // async: a missing link rejects, never throws
@@ -134,7 +137,7 @@ class StageTab implements StageNode {
     });
     ring.on('error', (e) => this.update({ message: e.message }));
     this.update({ index: ring.index });
-    void this.toLeader({ type: 'info', device: this.ctx.description, gbps: this.status.gbps ?? 0 }).catch(() => undefined);
+    void this.toLeader({ type: 'info', device: this.ctx.description, gbps: this.status.gbps ?? 0, memoryBytes: this.memoryBytes }).catch(() => undefined);
   }
 
   /** The leader is gone: stay in the room (weights kept) and join the ring the next leader forms. */

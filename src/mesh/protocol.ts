@@ -53,8 +53,8 @@ export type MeshMessage =
   | { type: 'pong'; seq: number; time: number }
   | { type: 'error'; code: string; message: string }
   | { type: 'bye'; reason: string }
-  /** Stage -> leader after joining: its adapter and measured matrix-vector bandwidth (GB/s). */
-  | { type: 'info'; device: string; gbps: number }
+  /** Stage -> leader after joining: its adapter, measured matrix-vector GB/s, memory for weights + KV (0: unknown). */
+  | { type: 'info'; device: string; gbps: number; memoryBytes: number }
   /**
    * Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots;
    * send hidden states as `wire` and delay every message by hopDelayMs (the ring's simulated network).
@@ -414,8 +414,10 @@ export function encodeMessage(msg: MeshMessage, opts: EncodeOptions = {}): Uint8
       break;
     case 'info':
       checkAmount(msg.gbps, 'info.gbps');
+      checkAmount(msg.memoryBytes, 'info.memoryBytes');
       meta.str(msg.device);
       meta.f64(msg.gbps);
+      meta.f64(msg.memoryBytes);
       break;
     case 'load':
       checkLoad(msg);
@@ -678,8 +680,9 @@ function decodeBody(bytes: Uint8Array, h: MessageHeader): MeshMessage {
       msg = { type: 'bye', reason: r.str('reason') };
       break;
     case 'info':
-      msg = { type: 'info', device: r.str('device'), gbps: r.f64('gbps') };
+      msg = { type: 'info', device: r.str('device'), gbps: r.f64('gbps'), memoryBytes: r.f64('memoryBytes') };
       checkAmount(msg.gbps, 'info.gbps');
+      checkAmount(msg.memoryBytes, 'info.memoryBytes');
       break;
     case 'load': {
       const [load, start, end, numSlots, hopDelayMs] = [r.u32('load'), r.u32('start'), r.u32('end'), r.u32('numSlots'), r.u32('hopDelayMs')];
