@@ -90,5 +90,6 @@ export class LiveStats {
 export function statsLine(s: StatsSnapshot): string {
   const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
   const hit = s.hitRate === null ? '' : ` · hit ${(s.hitRate * 100).toFixed(0)}%`;
-  return `${s.tokens} tok · ${f(s.tokensPerSecond, 1)} tok/s · between tokens p50 ${f(s.tbtP50Ms, 1)} ms p95 ${f(s.tbtP95Ms, 1)} ms${hit} · ${f(s.tokensPerStep, 2)} tok/step (bound ${f(s.boundTokensPerStep, 2)})`;
+  const step = s.tokensPerStep === null && s.boundTokensPerStep === null ? '' : ` · ${f(s.tokensPerStep, 2)} tok/step (bound ${f(s.boundTokensPerStep, 2)})`;
+  return `${s.tokens} tok · ${f(s.tokensPerSecond, 1)} tok/s · between tokens p50 ${f(s.tbtP50Ms, 1)} ms p95 ${f(s.tbtP95Ms, 1)} ms${hit}${step}`;
 }
