@@ -48,7 +48,7 @@ async function tab(browser: Browser, baseURL: string): Promise<Page> {
 }
 
 /** A leader in browser 0 and `stages` stage tabs alternating between the browsers (stage 1 in browser 1). */
-async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { hopDelayMs?: number } = {}): Promise<Mesh> {
+async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { hopDelayMs?: number; draftUrl?: string } = {}): Promise<Mesh> {
   const room = `ring-${modelUrl.length}-${stages}-${Date.now().toString(36)}`;
   const leader = await tab(browsers[0], baseURL);
   await callInPage(leader, PAGE, 'leaderStart', { room, secret: SECRET, stages, modelUrl, name: 'leader', ...extra });
@@ -82,7 +82,7 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
   await ref.close();
 
   for (const stages of [2, 3, 4]) {
-    const m = await mesh(baseURL!, DEMO, stages);
+    const m = await mesh(baseURL!, DEMO, stages, { draftUrl: '/models/demo-draft/' });
     const r = await run(m, demoReq);
     describeRun(`demo-target, ${stages} stages`, r);
     expect(r.tokens).toEqual(single.tokens);
@@ -95,6 +95,14 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
     for (const s of r.stageStats) expect(s.packets).toBeGreaterThanOrEqual(r.metrics.levelsSent - 1);
     expect(r.stageStats).toHaveLength(stages);
     expect(r.recoveries).toBe(0);
+    if (stages === 4) {
+      // The scheduler's other modes over the same ring (the draft model runs in the leader tab).
+      for (const mode of ['specpipe', 'tree'] as const) {
+        const s = await run(m, { ...demoReq, mode, width: 2 });
+        describeRun(`demo-target, ${stages} stages, ${mode} (hit rate ${s.metrics.hitRate?.toFixed(2)})`, s);
+        expect(s.tokens, mode).toEqual(single.tokens);
+      }
+    }
     for (const p of [m.leader, ...m.stages]) await p.close();
   }
 
