@@ -194,11 +194,11 @@ export class MeshSession {
           treeWidth: req.width,
           request,
           signal: opts.signal,
-          onToken: (token) => {
+          onToken: (token, _index, hit) => {
             committed.push(token);
             commitTimes.push(performance.now());
             if (streamer) text += streamer.push(token);
-            opts.onToken?.(token, streamer ? text : null);
+            opts.onToken?.(token, streamer ? text : null, hit);
           },
         });
         trips.push(...pipeline.tripsMs);

@@ -85,8 +85,11 @@ export interface MeshRunRequest {
 }
 
 export interface MeshRunOptions {
-  /** Every committed token, with the text so far (null without a tokenizer). */
-  onToken?: (token: number, text: string | null) => void;
+  /**
+   * Every committed token, with the text so far (null without a tokenizer) and whether the next
+   * token was already in flight (a hit: see GenerateOptions.onToken).
+   */
+  onToken?: (token: number, text: string | null, hit: boolean) => void;
   signal?: AbortSignal;
 }
 

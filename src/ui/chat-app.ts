@@ -271,16 +271,16 @@ export class ChatApp {
     });
     const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
-    const live = new LiveStats(s.stages, true);
+    const live = new LiveStats(s.stages, (s.mode === 'specpipe' || s.mode === 'tree') && s.draft !== 'none');
     const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms`]);
     this.ui.status.textContent = `generating (${s.mode}, mesh)…`;
     const report = await session.generate(
       { prompt, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth },
       {
         signal,
-        onToken: (_tok, textSoFar) => {
+        onToken: (_tok, textSoFar, hit) => {
           out.textContent = textSoFar ?? '';
-          live.token(performance.now(), null);
+          live.token(performance.now(), hit);
           painter.schedule();
         },
       },
