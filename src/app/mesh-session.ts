@@ -304,7 +304,10 @@ export class MeshSession {
         this.statsReplies.set(from, msg);
         break;
       case 'error':
-        if (msg.code === 'neighbour-lost') this.lose(msg.message, `${this.nameOf(from)} lost its link to it`);
+        if (msg.code === 'neighbour-lost') {
+          const [peer, ...why] = msg.message.split(' ');
+          this.lose(peer, `${this.nameOf(from)} lost its link to it (${why.join(' ')})`);
+        }
         else this.lose(from, `${msg.code}: ${msg.message}`);
         break;
       default:

@@ -132,7 +132,8 @@ class StageTab implements StageNode {
         void this.awaitNewLeader(`the leader left the room (${e.message})`);
       } else {
         this.update({ message: `lost ${e.peer}: ${e.message}; waiting for the leader to re-form the ring` });
-        void this.toLeader({ type: 'error', code: 'neighbour-lost', message: e.peer }).catch(() => undefined);
+        // "<peer id> <why>": the leader may not have noticed (a link between two stages failed first).
+        void this.toLeader({ type: 'error', code: 'neighbour-lost', message: `${e.peer} ${e.kind}: ${e.message}`.slice(0, 900) }).catch(() => undefined);
       }
     });
     ring.on('error', (e) => this.update({ message: e.message }));
