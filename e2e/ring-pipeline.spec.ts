@@ -70,7 +70,7 @@ const run = (m: Mesh, req: MeshRunRequest): Promise<MeshRunReport> => callInPage
 function describeRun(label: string, r: MeshRunReport): void {
   const hops = r.hops.map((h) => `${h.from}->${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
   const busy = r.stageStats.map((s) => `${s.role}: ${(100 * s.busyFraction).toFixed(0)}%`).join(', ');
-  console.log(`${label}: ${r.tokens.length} tokens, tbt p50 ${r.timings.tbtP50Ms?.toFixed(1)} ms, ring trip p50 ${r.ringTripP50Ms?.toFixed(1)} ms; hop rtt p50/p95 ms: ${hops}; busy: ${busy}`);
+  console.log(`${label}: ${r.tokens.length} tokens (${r.recoveries} recoveries), tbt p50 ${r.timings.tbtP50Ms?.toFixed(1)} ms, ring trip p50 ${r.ringTripP50Ms?.toFixed(1)} ms; hop rtt p50/p95 ms: ${hops}; busy: ${busy}`);
 }
 
 test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy tokens (demo-target, tiny-llama)', async ({ baseURL }) => {
