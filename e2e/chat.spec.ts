@@ -65,7 +65,7 @@ test('a bad model URL shows a clear error', async ({ page }) => {
   await expect(page.locator('#load')).toBeVisible();
 });
 
-test('chat page over stage tabs: the mesh view fills in and the text equals a single-tab run', async ({ browser }) => {
+test('chat page over stage tabs: the mesh view fills in and the text equals a single-tab run', async ({ browser }, info) => {
   const room = `chat-e2e-${Date.now().toString(36)}`;
   const context = await browser.newContext();
   const stages = [await context.newPage(), await context.newPage()];
@@ -90,6 +90,7 @@ test('chat page over stage tabs: the mesh view fills in and the text equals a si
   await expect(page.locator('#mesh-stages')).toContainText('+ head');
   await expect(page.locator('#mesh-hops li').first()).toContainText('round trip p50');
   expect(await page.locator('#stats').innerText()).toMatch(/hit rate \(final\)\s+\d+%/);
+  await page.screenshot({ fullPage: true, path: info.outputPath('chat-mesh.png') });
   for (const s of stages) {
     await expect(s.locator('#stage-status')).toHaveAttribute('data-phase', 'ready');
     await expect(s.locator('#stage-status')).toContainText('layers');
