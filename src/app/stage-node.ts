@@ -119,12 +119,16 @@ class StageTab implements StageNode {
   /** Takes part in `ring` (the first one, or the next leader's) and tells its leader this tab's speed. */
   private attach(ring: Ring): void {
     this.ring = ring;
+    // Whatever an earlier leader's ring still delivers is ignored (request ids restart per leader).
+    const current = (): boolean => ring === this.ring;
     ring.onPrev((_bytes, msg) => {
+      if (!current()) return;
       if (msg.type === 'config') ring.resetStats(); // per-hop latency is reported per request
       this.work.handle(msg);
     });
-    ring.onDirect((_from, _bytes, msg) => this.onDirect(msg));
+    ring.onDirect((_from, _bytes, msg) => current() && this.onDirect(msg));
     ring.on('peer-lost', (e) => {
+      if (!current()) return;
       if (e.peer === ring.leader && (e.kind === 'protocol' || e.kind === 'remote-error')) {
         this.update({ phase: 'failed', message: e.message });
         this.close(e.message);
@@ -136,7 +140,7 @@ class StageTab implements StageNode {
         void this.toLeader({ type: 'error', code: 'neighbour-lost', message: `${e.peer} ${e.kind}: ${e.message}`.slice(0, 900) }).catch(() => undefined);
       }
     });
-    ring.on('error', (e) => this.update({ message: e.message }));
+    ring.on('error', (e) => current() && this.update({ message: e.message }));
     this.update({ index: ring.index });
     void this.toLeader({ type: 'info', device: this.ctx.description, gbps: this.status.gbps ?? 0, memoryBytes: this.memoryBytes }).catch(() => undefined);
   }
