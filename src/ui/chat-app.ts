@@ -10,6 +10,7 @@ import { byId, el, errorText } from './dom.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
 import { MeshBackend } from './mesh-backend.ts';
+import type { MeshSession } from '../app/mesh-session.ts';
 import { renderMeshView } from './mesh-view.ts';
 import { ProgressBars } from './progress.ts';
 import { renderStats } from './stats-panel.ts';
@@ -120,7 +121,10 @@ export class ChatApp {
     this.ui.stop.addEventListener('click', () => this.running?.abort());
     this.ui.modelForm.addEventListener('submit', (e) => {
       e.preventDefault();
-      void this.guard(async (signal) => void (await this.load(this.settings(), signal)));
+      void this.guard(async (signal) => {
+        const s = this.settings();
+        await (s.placement === 'mesh' ? this.openMesh(s, signal) : this.load(s, signal));
+      });
     });
     addEventListener('pagehide', () => this.mesh.close());
     this.setRunning(false);
@@ -253,8 +257,8 @@ export class ChatApp {
     });
   }
 
-  /** Stages in the room's stage tabs (MeshSession); the leader (this tab) runs the draft. */
-  private async runMesh(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+  /** The mesh session over the room's stage tabs (waits for them to join and load). */
+  private async openMesh(s: ChatSettings, signal: AbortSignal): Promise<{ session: MeshSession; modelUrl: string }> {
     const target = choice(this.ui.modelForm, 'target-url', this.ui.targetFiles);
     if (target.kind !== 'url') throw new Error('Stage tabs fetch the model themselves: give a model URL that every tab can reach (picked files stay in this tab).');
     const draft = choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles);
@@ -269,6 +273,13 @@ export class ChatApp {
       onStatus: (st) => renderMeshView(this.ui.meshView, st),
       signal,
     });
+    this.ui.status.textContent = `${s.stages} stage tab(s) ready`;
+    return { session, modelUrl };
+  }
+
+  /** Stages in the room's stage tabs (MeshSession); the leader (this tab) runs the draft. */
+  private async runMesh(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+    const { session, modelUrl } = await this.openMesh(s, signal);
     const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
     const live = new LiveStats(s.stages, (s.mode === 'specpipe' || s.mode === 'tree') && s.draft !== 'none');
