@@ -1,6 +1,7 @@
 // Page side of `npm run bench` with local stages: every mode on every prompt, one model load per
 // stage count (single: its own one-stage engine). The mesh variant runs over MeshSession instead.
-import { openEngine, type DraftKind, type LocalEngine } from './local-engine.ts';
+import { openEngine, type LocalEngine } from './local-engine.ts';
+import { isSpeculative, type DraftKind } from './modes.ts';
 import { LiveStats } from './live-stats.ts';
 import { reservedSlots, type GenerateMetrics, type Mode } from '../spec/scheduler.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
@@ -52,7 +53,7 @@ async function runAll(engine: LocalEngine, req: BenchRequest, modes: Mode[], out
   if (!tokenizer) throw new Error(`${req.modelUrl} has no tokenizer.json`);
   for (const mode of modes) {
     for (const [i, text] of req.prompts.entries()) {
-      const speculative = mode === 'specpipe' || mode === 'tree';
+      const speculative = isSpeculative(mode);
       const live = new LiveStats(engine.numStages, speculative);
       const r = await engine.run({
         mode,
@@ -97,7 +98,7 @@ export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   let adapter = '';
   for (const [count, modes] of groups) {
     if (modes.length === 0) continue;
-    const needsDraft = req.draft === 'model' && modes.some((m) => m === 'specpipe' || m === 'tree');
+    const needsDraft = req.draft === 'model' && modes.some((m) => isSpeculative(m));
     const engine = await openEngine({ modelUrl: req.modelUrl, draftUrl: needsDraft ? req.draftUrl : null, stages: count, numSlots });
     try {
       adapter = engine.adapter;

@@ -1,6 +1,7 @@
 // Page side of `npm run demo`: one generation in this tab, streaming every token and stage packet
 // to the command line (which prints the text and live stats).
-import { openEngine, type DraftKind } from './local-engine.ts';
+import { openEngine } from './local-engine.ts';
+import { isSpeculative, type DraftKind } from './modes.ts';
 import type { LiveEvent } from './live-stats.ts';
 import { reservedSlots, type GenerateMetrics, type Mode, type StopReason } from '../spec/scheduler.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
@@ -39,7 +40,7 @@ export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
   const reserve = reservedSlots(req.mode, stages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width });
   const engine = await openEngine({
     modelUrl: req.modelUrl,
-    draftUrl: req.draft === 'model' && (req.mode === 'specpipe' || req.mode === 'tree') ? req.draftUrl : null,
+    draftUrl: req.draft === 'model' && isSpeculative(req.mode) ? req.draftUrl : null,
     stages,
     numSlots: (spec) => spec.maxPositions + reserve,
   });

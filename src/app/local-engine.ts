@@ -14,8 +14,9 @@ import { generate, type GenerateOptions, type GenerateResult } from '../spec/sch
 import { DraftModelSource } from '../spec/draft-source.ts';
 import { NgramSource } from '../spec/ngram-source.ts';
 import type { SpeculativeSource } from '../spec/source.ts';
+import type { DraftKind } from './modes.ts';
 
-export type DraftKind = 'model' | 'ngram' | 'none';
+export type { DraftKind } from './modes.ts';
 
 /** Bytes of weights uploaded so far, per part being loaded ("stage 1/4", "draft"). */
 export type LoadProgress = (part: string, done: number, total: number) => void;

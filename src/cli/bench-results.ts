@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { BenchRun } from '../app/bench-run.ts';
 import type { MeshRunReport } from '../app/mesh-session.ts';
+import { isSpeculative } from '../app/modes.ts';
 import type { Mode } from '../spec/scheduler.ts';
 import { percentile, specpipeBound } from '../spec/scheduler.ts';
 import { esc, rect, svgDoc, text } from '../ui/svg.ts';
@@ -133,7 +134,7 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
     const r0 = rs[0];
     const hits = rs.reduce((a, r) => a + r.metrics.hits, 0);
     const judged = hits + rs.reduce((a, r) => a + r.metrics.misses, 0);
-    const speculative = r0.mode === 'specpipe' || r0.mode === 'tree';
+    const speculative = isSpeculative(r0.mode);
     const p = speculative ? (judged ? hits / judged : null) : 0;
     const busy = rs.flatMap((r) => r.stageBusyMs.map((b) => (r.metrics.totalMs > 0 ? b / r.metrics.totalMs : 0)));
     const okCount = rs.filter((r) => r.lossless === true).length;

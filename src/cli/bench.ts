@@ -14,11 +14,10 @@ import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
 import { checkLossless, conditionsText, formatTable, htmlReport, meshRun, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults } from './bench-results.ts';
 import type { BenchPageResult, BenchRequest, BenchRun } from '../app/bench-run.ts';
-import type { DraftKind } from '../app/local-engine.ts';
+import { MODES, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../spec/scheduler.ts';
 
 const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
-const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 
 function modesOf(v: string): Mode[] {
   const modes = v.split(',').map((s) => s.trim()) as Mode[];

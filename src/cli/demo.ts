@@ -11,12 +11,10 @@ import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
 import { LiveStats, statsLine, type LiveEvent } from '../app/live-stats.ts';
 import type { DemoReport, DemoRequest } from '../app/demo-run.ts';
-import type { DraftKind } from '../app/local-engine.ts';
+import { DRAFT_KINDS, MODES, isSpeculative, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../spec/scheduler.ts';
 
 const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...SAMPLING_ARGS];
-const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
-const DRAFTS: DraftKind[] = ['model', 'ngram', 'none'];
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 
 /** Prints streamed text with a dimmed stats line every two seconds (inline, so the text stays readable). */
@@ -54,7 +52,7 @@ async function main(): Promise<void> {
   const mode = str(args, 'mode', 'specpipe') as Mode;
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}`);
   const draft = str(args, 'draft', 'model') as DraftKind;
-  if (!DRAFTS.includes(draft)) throw new Error(`--draft must be one of ${DRAFTS.join(', ')}`);
+  if (!DRAFT_KINDS.includes(draft)) throw new Error(`--draft must be one of ${DRAFT_KINDS.join(', ')}`);
   const stages = num(args, 'stages', 2);
   if (!Number.isInteger(stages) || stages < 1) throw new Error('--stages must be a positive whole number');
   const local = flag(args, 'local') || mode === 'single';
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
       depth: num(args, 'depth', 4),
       sampling: samplingFromArgs(args),
     };
-    const speculative = (mode === 'specpipe' || mode === 'tree') && draft !== 'none';
+    const speculative = isSpeculative(mode) && draft !== 'none';
     const live = new LiveStats(mode === 'single' ? 1 : stages, speculative);
     const page = await host.newPage();
     await page.goto(`${host.baseUrl}/src/cli/page.html`);

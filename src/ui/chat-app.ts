@@ -6,6 +6,7 @@ import type { LocalEngine } from '../app/local-engine.ts';
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
 import type { GenerateMetrics } from '../spec/scheduler.ts';
 import { LiveStats } from '../app/live-stats.ts';
+import { isSpeculative } from '../app/modes.ts';
 import { byId, el, errorText } from './dom.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
@@ -164,7 +165,7 @@ export class ChatApp {
 
   /** Loads the model into this tab (stages here), reusing what is loaded. */
   private async load(s: ChatSettings, signal: AbortSignal): Promise<LoadedSession> {
-    const wantsDraft = (s.mode === 'specpipe' || s.mode === 'tree') && s.draft === 'model';
+    const wantsDraft = isSpeculative(s.mode) && s.draft === 'model';
     this.ui.status.textContent = 'loading the model…';
     const t0 = performance.now();
     let fresh = false;
@@ -213,7 +214,7 @@ export class ChatApp {
     const tokenizer = engine.model.tokenizer!;
     const prompt = show(template);
     const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
-    const speculative = s.mode === 'specpipe' || s.mode === 'tree';
+    const speculative = isSpeculative(s.mode);
     const live = new LiveStats(engine.numStages, speculative && s.draft !== 'none');
     const trace: PipelineTrace = { stages: engine.numStages, packets: [], commits: [] };
     const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab`]);
@@ -239,7 +240,7 @@ export class ChatApp {
   }
 
   private runEngine(engine: LocalEngine, s: ChatSettings, promptIds: number[], signal: AbortSignal, on: { onToken: (tok: number, hit: boolean) => void; onPacket: (stage: number, p: PacketTrace) => void }) {
-    const speculative = s.mode === 'specpipe' || s.mode === 'tree';
+    const speculative = isSpeculative(s.mode);
     return engine.run({
       mode: s.mode,
       prompt: promptIds,
@@ -282,7 +283,7 @@ export class ChatApp {
     const { session, modelUrl } = await this.openMesh(s, signal);
     const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
-    const live = new LiveStats(s.stages, (s.mode === 'specpipe' || s.mode === 'tree') && s.draft !== 'none');
+    const live = new LiveStats(s.stages, isSpeculative(s.mode) && s.draft !== 'none');
     const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms`]);
     this.ui.status.textContent = `generating (${s.mode}, mesh)…`;
     const report = await session.generate(

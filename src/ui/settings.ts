@@ -1,10 +1,8 @@
 // The settings form, read and validated into what a generation needs. Pure: tested in Node.
 import type { Mode } from '../spec/scheduler.ts';
-import type { DraftKind } from '../app/local-engine.ts';
+import { MODES, DRAFT_KINDS, type DraftKind } from '../app/modes.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
 
-export const MODES: readonly Mode[] = ['single', 'pp', 'tree', 'specpipe'];
-export const DRAFTS: readonly DraftKind[] = ['model', 'ngram', 'none'];
 /** UI caps on W and depth: the engine reserves KV slots for the largest tree they allow. */
 export const MAX_WIDTH = 8;
 export const MAX_DEPTH = 8;
@@ -60,7 +58,7 @@ export function parseSettings(get: (name: string) => string): ChatSettings {
     hopDelayMs: int(get, 'hop-delay', 0, 10_000),
     width: int(get, 'width', 1, MAX_WIDTH),
     depth: int(get, 'depth', 1, MAX_DEPTH),
-    draft: oneOf(get, 'draft', DRAFTS),
+    draft: oneOf(get, 'draft', DRAFT_KINDS),
     sampling: {
       temperature: real(get, 'temperature', 0, 5),
       topP: real(get, 'top-p', 0, 1),
