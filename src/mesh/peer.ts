@@ -255,8 +255,9 @@ export class Link extends Emitter<LinkEvents> {
         .send(encodeMessage({ type: 'error', code: kind, message: message.slice(0, 900) }), LANE.control)
         .catch(() => {})
         .then(() => this.flush(500))
-        // Let the peer read the error and hang up first (closing right away can lose the message).
-        .then(() => this.waitChannelClosed(1000))
+        // Let the peer read the error and hang up first (closing right away can lose the message; a
+        // tab busy on a loaded machine may take a second or two to read it).
+        .then(() => this.waitChannelClosed(3000))
         .finally(finish);
     } else {
       finish();
