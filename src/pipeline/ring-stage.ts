@@ -42,8 +42,6 @@ export class RingStage {
   private current: Current | null = null;
   private chain: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
-  /** Levels that arrived for a request this stage is not running (stale after a re-form). */
-  dropped = 0;
   /** Called with errors of the compute or the ring (the caller reports them). */
   onError: (e: Error) => void = (e) => console.error(e);
 
@@ -56,8 +54,8 @@ export class RingStage {
       const packet = msg.packet;
       this.enqueue(async () => {
         const cur = this.current;
-        if (!cur || !cur.flags.live || cur.config.request !== packet.request) this.dropped++;
-        else cur.runner.push(packet);
+        // A level of a request this stage is not running (stale after a re-form) is dropped.
+        if (cur && cur.flags.live && cur.config.request === packet.request) cur.runner.push(packet);
       });
     }
   }
