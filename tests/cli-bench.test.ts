@@ -86,12 +86,15 @@ describe('summarize / formatTable', () => {
       settings: { stages: [2], modes: ['single', 'pp', 'specpipe'], hopDelaysMs: [0], tokens: 3, width: 2, depth: 4, draft: 'model', prompts: ['a <b>', 'c'] },
       records: rs,
       mismatches: checkLossless(rs),
+      failures: ['4 stages, hop delay 10 ms: stage 3 lost'],
     };
     const html = htmlReport(res);
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).not.toMatch(/<script|src="http/);
     expect(html.match(/<svg /g)).toHaveLength(3);
     expect(html).toContain('LOSSLESS CHECK FAILED');
+    expect(html).toContain('1 configuration(s) failed');
+    expect(html).toContain('stage 3 lost');
     expect(html).toContain('a &#60;b&#62;');
     expect(html).toContain('mesh &#60;test&#62;');
     expect(html).toContain('<tr class="bad">');

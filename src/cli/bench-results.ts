@@ -36,6 +36,8 @@ export interface BenchResults {
   settings: { stages: number[]; modes: Mode[]; hopDelaysMs: number[]; tokens: number; width: number; depth: number; draft: string; prompts: string[] };
   records: BenchRecord[];
   mismatches: string[];
+  /** Configurations that could not run (e.g. a stage tab lost while the mesh formed). */
+  failures: string[];
 }
 
 export interface SummaryRow {
@@ -273,12 +275,16 @@ export function htmlReport(res: BenchResults): string {
   const mismatch = res.mismatches.length
     ? `<div class="bad"><b>LOSSLESS CHECK FAILED</b> (a mode's tokens differ from single):<ul>${res.mismatches.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></div>`
     : `<p class="ok">Lossless: every mode produced exactly the tokens of <code>single</code> on every prompt.</p>`;
+  const failed = res.failures.length
+    ? `<div class="bad"><b>${res.failures.length} configuration(s) failed</b> (no numbers for them):<ul>${res.failures.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></div>`
+    : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SpecPipe bench ${esc(res.createdAt)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:16px;color:#1d1f23}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f4f6}.bad{color:#8a1c1c;background:#fdecea}.ok{color:#1d6b2c}.charts{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}pre{background:#f6f7f9;padding:8px;white-space:pre-wrap}</style></head><body>
 <h1>SpecPipe bench</h1>
 <p>${esc(res.createdAt)} · ${res.settings.prompts.length} prompts · ${res.settings.tokens} new tokens each · W=${res.settings.width} · depth ${res.settings.depth} · draft ${esc(res.settings.draft)}</p>
 <h2>Conditions</h2><pre>${esc(conditionsText(res.conditions))}</pre>
 ${mismatch}
+${failed}
 <h2>Results</h2>${table}
 <p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p (SpecPipe's; pp has p = 0; not drawn for tree, whose rounds follow another law). stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
 <h2>Charts</h2>${sections.join('\n')}

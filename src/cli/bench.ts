@@ -81,6 +81,7 @@ async function main(): Promise<void> {
 
   const host = await startPageHost({ models: [str(args, 'model', 'public/models/demo-target'), str(args, 'draft-model', 'public/models/demo-draft')], browsers: local ? 1 : browsers });
   const records: BenchRecord[] = [];
+  const failures: string[] = [];
   let adapter = '';
   try {
     tick('start');
@@ -97,20 +98,27 @@ async function main(): Promise<void> {
         continue;
       }
       for (const hopDelayMs of hops) {
+        // A configuration that fails (a tab lost, a load error) is reported; the others still run.
         const leader = await host.newPage(0);
-        await leader.goto(`${host.baseUrl}/src/cli/page.html`);
-        const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs });
         try {
-          for (const mode of otherModes) {
-            for (const [i, prompt] of prompts.entries()) {
-              const r = await mesh.generate({ prompt, maxNewTokens: base.tokens, sampling: base.sampling, mode, draft: base.draft, width: base.width, depth: base.depth });
-              adapter = r.adapter;
-              records.push({ ...meshRun(r, mode, stages, i), transport: 'mesh', hopDelayMs, lossless: null });
-              tick(`${mode} x${stages} hop ${hopDelayMs} ms prompt ${i + 1}`);
+          await leader.goto(`${host.baseUrl}/src/cli/page.html`);
+          const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs });
+          try {
+            for (const mode of otherModes) {
+              for (const [i, prompt] of prompts.entries()) {
+                const r = await mesh.generate({ prompt, maxNewTokens: base.tokens, sampling: base.sampling, mode, draft: base.draft, width: base.width, depth: base.depth });
+                adapter = r.adapter;
+                records.push({ ...meshRun(r, mode, stages, i), transport: 'mesh', hopDelayMs, lossless: null });
+                tick(`${mode} x${stages} hop ${hopDelayMs} ms prompt ${i + 1}`);
+              }
             }
+          } finally {
+            await mesh.close();
           }
-        } finally {
-          await mesh.close();
+        } catch (e) {
+          failures.push(`${stages} stages, hop delay ${hopDelayMs} ms: ${e instanceof Error ? e.message : String(e)}`);
+          process.stderr.write(`\nbench: FAILED ${failures[failures.length - 1]}\n`);
+          await leader.close().catch(() => undefined);
         }
       }
     }
@@ -134,12 +142,17 @@ async function main(): Promise<void> {
     settings: { stages: stageCounts, modes, hopDelaysMs: hops, tokens: base.tokens, width: base.width, depth: base.depth, draft, prompts },
     records,
     mismatches,
+    failures,
   };
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'bench-results.json'), JSON.stringify(results, null, 1));
   writeFileSync(join(outDir, 'bench-report.html'), htmlReport(results));
   process.stdout.write(`${conditionsText(results.conditions)}\n\n${formatTable(summarize(records))}\n\n`);
   process.stdout.write(`Wrote ${join(outDir, 'bench-results.json')} and ${join(outDir, 'bench-report.html')}\n`);
+  if (failures.length) {
+    process.stderr.write(`\n*** ${failures.length} CONFIGURATION(S) FAILED (no numbers for them) ***\n${failures.map((f) => `  ${f}`).join('\n')}\n`);
+    process.exitCode = 1;
+  }
   if (mismatches.length) {
     process.stderr.write(`\n*** LOSSLESS CHECK FAILED: ${mismatches.length} run(s) differ from single ***\n${mismatches.map((m) => `  ${m}`).join('\n')}\n`);
     process.exitCode = 1;

@@ -4,6 +4,7 @@ import type { Page } from '@playwright/test';
 import type { PageHost } from './page-host.ts';
 import type { LeaderArgs, Outcome, StageArgs } from './mesh-page.ts';
 import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
+import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
 const MODULE = '/src/cli/mesh-page.ts';
 type Tab = typeof import('./mesh-page.ts');
@@ -20,12 +21,13 @@ export interface Mesh {
 /**
  * Opens the leader in `leader` (already at the host's page.html) and `o.stages` stage tabs (stage i
  * in browser (i + 1) mod browsers; one fewer with holdStage, the leader tab holding one), and waits
- * until the ring is formed and every stage loaded.
+ * until the ring is formed and every stage loaded. Both sides use `o.tuning` (default
+ * TAB_LINK_TUNING: every tab shares this machine's cores).
  */
 export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs, 'room' | 'name'>): Promise<Mesh> {
   const pageUrl = `${host.baseUrl}/src/cli/page.html`;
   const room = `cli-${process.pid}-${Date.now().toString(36)}`;
-  const leaderArgs: LeaderArgs = { ...o, room, name: 'leader' };
+  const leaderArgs: LeaderArgs = { tuning: TAB_LINK_TUNING, ...o, room, name: 'leader' };
   await leader.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderStart(a), [MODULE, leaderArgs] as const);
   const stages: Page[] = [];
   const close = async (): Promise<void> => {
@@ -38,7 +40,7 @@ export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs,
       stages.push(p);
     }
     const joined = await Promise.all(
-      stages.map((p, i) => p.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).stageStart(a), [MODULE, { room, name: `stage ${i + 1}` } satisfies StageArgs] as const)),
+      stages.map((p, i) => p.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).stageStart(a), [MODULE, { room, name: `stage ${i + 1}`, tuning: leaderArgs.tuning } satisfies StageArgs] as const)),
     );
     for (const j of joined) if ('error' in j) throw new Error(`a stage tab could not join: ${j.error}`);
     const ready = (await leader.evaluate(async (m) => ((await import(/* @vite-ignore */ m)) as Tab).leaderReady(), MODULE)) as Outcome;

@@ -1,7 +1,8 @@
 // The chat page's mesh: a MeshSession over stage tabs in this room, opened when first needed and
 // re-opened when the model, stage count or hop delay changes.
 import { MeshSession, type MeshStatus } from '../app/mesh-session.ts';
-import { PAGE_LINK_TUNING, type RoomParams } from './room.ts';
+import type { RoomParams } from './room.ts';
+import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
 export interface MeshRequest {
   modelUrl: string;
@@ -32,7 +33,7 @@ export class MeshBackend {
       hopDelayMs: req.hopDelayMs,
       maxContext: req.context,
       name: 'leader',
-      tuning: PAGE_LINK_TUNING,
+      tuning: TAB_LINK_TUNING,
       onStatus: req.onStatus,
     });
     // open() has no signal: on stop, stop waiting and close the session if it opens later.

@@ -29,10 +29,3 @@ export function joinLink(page: URL, room: string, secret?: string): string {
   u.hash = secret ? `secret=${encodeURIComponent(secret)}` : '';
   return u.href;
 }
-
-/**
- * Link liveness for the page's mesh, both sides: a tab on a busy laptop can stall for seconds
- * (shader compilation on a software GPU, a loaded CPU), so a stage counts as lost after 10 s of
- * silence rather than the transport's 3 s.
- */
-export const PAGE_LINK_TUNING = { pingIntervalMs: 1000, timeoutMs: 10_000 };

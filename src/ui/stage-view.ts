@@ -1,7 +1,7 @@
 // A stage tab (/?room=NAME&stage): lends this tab's GPU to a leader's ring and shows its status.
 import { startStageNode, type StageStatus } from '../app/stage-node.ts';
 import { el, errorText } from './dom.ts';
-import { PAGE_LINK_TUNING } from './room.ts';
+import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
 function render(root: HTMLElement, s: StageStatus): void {
   const load = s.load && s.load.total > 0 ? el('progress', { max: String(s.load.total), value: String(s.load.done) }) : null;
@@ -28,7 +28,7 @@ export function startStageView(root: HTMLElement, room: string, secret: string |
     el('header', {}, el('h1', {}, 'SpecPipe mesh: stage tab'), el('p', {}, `Room "${room}". This tab measures its speed, joins the ring when the leader (the chat page) forms it, loads the layers it is given and runs them on every level that passes. Keep it open (it may stay in the background).`)),
     status,
   );
-  startStageNode({ room, secret, tuning: PAGE_LINK_TUNING, name: navigator.userAgent.includes('Mobile') ? 'phone' : 'tab', onStatus: (s) => render(status, s) })
+  startStageNode({ room, secret, tuning: TAB_LINK_TUNING, name: navigator.userAgent.includes('Mobile') ? 'phone' : 'tab', onStatus: (s) => render(status, s) })
     .then((node) => addEventListener('pagehide', () => node.close()))
     .catch((e: unknown) => status.replaceChildren(el('p', { class: 'warn', id: 'stage-message' }, `This tab could not join: ${errorText(e)}`)));
 }
