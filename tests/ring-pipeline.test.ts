@@ -129,11 +129,16 @@ describe('RingPipeline + RingStage over an in-memory ring', () => {
     directFn('s1', new Uint8Array(0), { type: 'credit', request: 5, processed: 1 });
     expect(p.credit()).toBe(1);
     await p.waitForProgress(); // the credit woke it
+    // stage 1 keeps up, but the ring holds at most S + depth = 3 levels until results return
+    p.send({ ...level, step: 2 });
+    directFn('s1', new Uint8Array(0), { type: 'credit', request: 5, processed: 3 });
+    expect(p.credit()).toBe(0);
     const got: number[] = [];
     p.onResult((r) => got.push(r.step));
     prev(new Uint8Array(0), { type: 'result', packet: { request: 4, step: 0, epoch: 0, nodes: [], tokens: [], logits: null, logitsRows: [] } });
     prev(new Uint8Array(0), { type: 'result', packet: { request: 5, step: 1, epoch: 0, nodes: [], tokens: [], logits: null, logitsRows: [] } });
     expect(got).toEqual([1]);
+    expect(p.credit()).toBe(1);
     await p.waitForProgress(); // latched by the result
     const waiting = p.waitForProgress();
     p.fail(new Error('stage s2 lost'));

@@ -3,7 +3,9 @@
 // request's config travels the same way ahead of its levels, so every stage resets before the
 // first level and its return to the leader acknowledges the whole ring.
 // Flow control: stage 1 reports how many levels of the request it has processed (a 'credit'
-// message); credit() = depth + 1 - (sent - processed), as LocalPipeline counts stage 1's queue.
+// message); credit() = depth + 1 - (sent - processed), as LocalPipeline counts stage 1's queue,
+// and at most S + depth levels are in the ring at once: when a later stage is the slowest, levels
+// would otherwise queue in front of it, adding latency and computing rows of an outdated tree.
 import { Wakeup, type Pipeline } from '../spec/pipeline.ts';
 import { percentile } from '../spec/scheduler.ts';
 import type { EncodeOptions, MeshMessage } from '../mesh/protocol.ts';
@@ -35,6 +37,7 @@ export class RingPipeline implements Pipeline {
   private request = -1;
   private sent = 0;
   private processed = 0;
+  private returned = 0;
   private error: Error | null = null;
   private configAck: { request: number; resolve: () => void; reject: (e: Error) => void } | null = null;
   private readonly sentAt = new Map<number, number>();
@@ -56,6 +59,7 @@ export class RingPipeline implements Pipeline {
     this.request = config.request;
     this.sent = 0;
     this.processed = 0;
+    this.returned = 0;
     this.sentAt.clear();
     const acked = new Promise<void>((resolve, reject) => (this.configAck = { request: config.request, resolve, reject }));
     await this.port.sendNextMessage({ type: 'config', config });
@@ -63,7 +67,8 @@ export class RingPipeline implements Pipeline {
   }
 
   credit(): number {
-    return Math.max(0, this.depth + 1 - (this.sent - this.processed));
+    const inRing = this.sent - this.returned;
+    return Math.max(0, Math.min(this.depth + 1 - (this.sent - this.processed), this.numStages + this.depth - inRing));
   }
 
   send(level: LevelPacket): void {
@@ -119,6 +124,7 @@ export class RingPipeline implements Pipeline {
         this.configAck = null;
       }
     } else if (msg.type === 'result' && msg.packet.request === this.request) {
+      this.returned++;
       const t = this.sentAt.get(msg.packet.step);
       if (t !== undefined) {
         this.tripsMs.push(performance.now() - t);
