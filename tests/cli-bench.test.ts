@@ -123,7 +123,7 @@ describe('readPrompts', () => {
 });
 
 describe('meshRun', () => {
-  it('takes the step time from the stages and the hops from the report', () => {
+  it('takes the step time from the ring trip and the hops from the report', () => {
     const report = {
       tokens: [1, 2], metrics: metrics({ mode: 'pp' }), timings: { tokensPerSecond: 10 },
       stageStats: [
@@ -134,8 +134,9 @@ describe('meshRun', () => {
       ringTripP50Ms: 45,
     } as unknown as MeshRunReport;
     const r = meshRun(report, 'pp', 2, 0);
-    expect(r.stepMs).toBe(20);
-    expect(r.tokensPerStep).toBeCloseTo(0.2);
+    expect(r.stepMs).toBe(22.5); // ring trip 45 ms over 2 stages
+    expect(r.tokensPerStep).toBeCloseTo(0.225); // no step count from the scheduler: 10 tok/s x 22.5 ms
+    expect(meshRun({ ...report, metrics: metrics({ tokensPerStep: 0.8 }) }, 'specpipe', 2, 0).tokensPerStep).toBe(0.8);
     expect(r.stageBusyMs).toEqual([100, 300]);
     expect(r.hopRttP50Ms).toEqual([2]);
     expect(r.ringTripP50Ms).toBe(45);

@@ -78,10 +78,12 @@ export function readPrompts(file: string): string[] {
   return prompts;
 }
 
-/** A mesh generation as a bench run: the step is a stage's mean compute per packet. */
+/**
+ * A mesh generation as a bench run. The step is the scheduler's (Pipeline.stepTimeMs): a level's
+ * trip around the ring over S, hops included, so PP sits at 1/S tokens per step by construction.
+ */
 export function meshRun(r: MeshRunReport, mode: Mode, stages: number, prompt: number): Omit<BenchRecord, 'transport' | 'hopDelayMs' | 'lossless'> {
-  const steps = r.stageStats.filter((s) => s.packets > 0).map((s) => s.busyMs / s.packets);
-  const stepMs = steps.length ? steps.reduce((a, b) => a + b, 0) / steps.length : null;
+  const stepMs = r.ringTripP50Ms !== null ? r.ringTripP50Ms / stages : null;
   const tps = r.timings.tokensPerSecond;
   return {
     mode,
@@ -91,7 +93,7 @@ export function meshRun(r: MeshRunReport, mode: Mode, stages: number, prompt: nu
     metrics: r.metrics,
     tokensPerSecond: tps,
     stepMs,
-    tokensPerStep: tps !== null && stepMs !== null ? (tps * stepMs) / 1000 : null,
+    tokensPerStep: r.metrics.tokensPerStep ?? (tps !== null && stepMs !== null ? (tps * stepMs) / 1000 : null),
     stageBusyMs: r.stageStats.map((s) => s.busyMs),
     hopRttP50Ms: r.hops.map((h) => h.rttP50Ms),
     ringTripP50Ms: r.ringTripP50Ms,
@@ -286,7 +288,7 @@ export function htmlReport(res: BenchResults): string {
 ${mismatch}
 ${failed}
 <h2>Results</h2>${table}
-<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: decode rate × step time, where a step is one level computed by one stage (mean measured compute); bound: 1/(p + (1−p)·S) for the measured hit rate p (SpecPipe's; pp has p = 0; not drawn for tree, whose rounds follow another law). stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
+<p>TBT: time between consecutive tokens: mean = 1 / decode rate; p50/p95 = median over prompts of each run's percentiles (speculative modes commit several tokens at once, so their p50 can be near 0). tok/step: tokens per pipeline step; on the mesh a step is a level's trip leader → stages → leader divided by S (hops included, so pp sits at 1/S), with stages in one tab the mean compute of one level on one stage; bound: 1/(p + (1−p)·S) for the measured hit rate p (SpecPipe's; pp has p = 0; not drawn for tree, whose rounds follow another law). stage busy: fraction of the run a stage spent computing (the rest is waiting: network, other tabs, the leader). hop rtt: ping round trip of one ring hop (mesh); ring trip: a level's way leader → stages → leader. vs pp: pp's mean TBT / this mode's.</p>
 <h2>Charts</h2>${sections.join('\n')}
 <h2>Prompts</h2><ol>${res.settings.prompts.map((p) => `<li>${esc(p)}</li>`).join('')}</ol>
 </body></html>`;
