@@ -1,7 +1,7 @@
 // Page side of `npm run bench` with local stages: every mode on every prompt, one model load per
 // stage count (single: its own one-stage engine). The mesh variant runs over MeshSession instead.
 import { openEngine, type LocalEngine } from './local-engine.ts';
-import { isSpeculative, type DraftKind } from './modes.ts';
+import { isSpeculative, treeShape, type DraftKind } from './modes.ts';
 import { LiveStats } from './live-stats.ts';
 import { reservedSlots, type GenerateMetrics, type Mode } from '../spec/scheduler.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
@@ -62,10 +62,7 @@ async function runAll(engine: LocalEngine, req: BenchRequest, modes: Mode[], out
         eosTokens: engine.model.spec.eosTokenIds,
         sampling: req.sampling,
         draft: speculative ? req.draft : 'none',
-        width: req.width,
-        maxDepth: req.depth,
-        treeDepth: req.depth,
-        treeWidth: req.width,
+        ...treeShape(req.width, req.depth),
         onToken: (_t, _i, hit) => live.token(performance.now(), hit),
         onPacket: (_s, p) => live.packet(p),
       });
@@ -88,7 +85,7 @@ async function runAll(engine: LocalEngine, req: BenchRequest, modes: Mode[], out
 
 export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   const runs: BenchRun[] = [];
-  const reserve = Math.max(...req.modes.map((m) => reservedSlots(m, req.stages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width })));
+  const reserve = Math.max(...req.modes.map((m) => reservedSlots(m, req.stages, treeShape(req.width, req.depth))));
   const numSlots = (spec: { maxPositions: number }): number => spec.maxPositions + reserve;
   const groups: [number, Mode[]][] = [
     [1, req.modes.filter((m) => m === 'single')],

@@ -1,7 +1,7 @@
 // Page side of `npm run demo`: one generation in this tab, streaming every token and stage packet
 // to the command line (which prints the text and live stats).
 import { openEngine } from './local-engine.ts';
-import { isSpeculative, type DraftKind } from './modes.ts';
+import { isSpeculative, treeShape, type DraftKind } from './modes.ts';
 import type { LiveEvent } from './live-stats.ts';
 import { reservedSlots, type GenerateMetrics, type Mode, type StopReason } from '../spec/scheduler.ts';
 import type { SamplingSettings } from '../spec/sampling.ts';
@@ -37,7 +37,7 @@ declare global {
 export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
   const t0 = performance.now();
   const stages = req.mode === 'single' ? 1 : req.stages;
-  const reserve = reservedSlots(req.mode, stages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width });
+  const reserve = reservedSlots(req.mode, stages, treeShape(req.width, req.depth));
   const engine = await openEngine({
     modelUrl: req.modelUrl,
     draftUrl: req.draft === 'model' && isSpeculative(req.mode) ? req.draftUrl : null,
@@ -57,10 +57,7 @@ export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
       eosTokens: engine.model.spec.eosTokenIds,
       sampling: req.sampling,
       draft: req.draft,
-      width: req.width,
-      maxDepth: req.depth,
-      treeDepth: req.depth,
-      treeWidth: req.width,
+      ...treeShape(req.width, req.depth),
       onToken: (tok, _i, hit) => live({ kind: 'token', t: performance.now(), hit, text: streamer.push(tok) }),
       onPacket: (stage, packet) => live({ kind: 'packet', stage, packet }),
     });

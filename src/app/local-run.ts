@@ -1,5 +1,6 @@
 // One generation in this tab, every stage local: the engine behind `npm run generate --mode single`
 // (and local pp/specpipe/tree runs), called by the command line through Playwright.
+import { isSpeculative, treeShape } from './modes.ts';
 import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
 import type { LevelPacket, ResultPacket } from '../pipeline/packets.ts';
 import type { Pipeline } from '../spec/pipeline.ts';
@@ -83,13 +84,13 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
   const model: LoadedModel = await loadModel(urlSource(req.modelUrl));
   const spec = model.spec;
   const promptIds = promptIdsOf(model, req.modelUrl, req);
-  if (req.dumpLogits && (req.mode === 'specpipe' || req.mode === 'tree')) throw new Error('--dump-logits works with --mode single or pp');
+  if (req.dumpLogits && isSpeculative(req.mode)) throw new Error('--dump-logits works with --mode single or pp');
 
   const numStages = req.mode === 'single' ? 1 : (req.stages ?? 1);
   const maxLen = Math.min(spec.maxPositions, promptIds.length + req.maxNewTokens + 1);
-  const numSlots = maxLen + reservedSlots(req.mode, numStages, { width: req.width, maxDepth: req.depth, treeDepth: req.depth, treeWidth: req.width });
+  const numSlots = maxLen + reservedSlots(req.mode, numStages, treeShape(req.width, req.depth));
   const draftKind = req.draft ?? (req.draftUrl ? 'model' : 'none');
-  const speculative = req.mode === 'specpipe' || req.mode === 'tree';
+  const speculative = isSpeculative(req.mode);
   let draft: LoadedModel | null = null;
   if (speculative && draftKind === 'model') {
     if (!req.draftUrl) throw new Error('a draft model URL is needed for --draft model');
@@ -108,10 +109,7 @@ export async function runLocal(req: LocalRunRequest): Promise<LocalRunReport> {
       eosTokens: spec.eosTokenIds,
       sampling: req.sampling,
       draft: speculative ? draftKind : 'none',
-      width: req.width,
-      maxDepth: req.depth,
-      treeDepth: req.depth,
-      treeWidth: req.width,
+      ...treeShape(req.width, req.depth),
       wrap: req.dumpLogits ? (p) => tapLogits(p, logitsByPos) : undefined,
       onToken: (tok) => {
         if (streamer && window.__specpipeStream) window.__specpipeStream(streamer.push(tok));

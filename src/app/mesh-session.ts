@@ -4,6 +4,7 @@
 // re-assigned and loaded, and generation goes on as a new request whose prompt is the prompt plus
 // the tokens committed so far. Sampling uniforms are keyed to absolute positions, so the output is
 // the one an undisturbed run gives.
+import { isSpeculative, treeShape } from './modes.ts';
 import { SignalClient } from '../mesh/signal-client.ts';
 import { Ring } from '../mesh/ring.ts';
 import type { LinkCloseEvent } from '../mesh/peer.ts';
@@ -161,7 +162,7 @@ export class MeshSession {
     await this.settle();
     const spec = this.model.spec;
     const promptIds = promptIdsOf(this.model, this.modelUrl, req);
-    const kind: DraftKind = req.mode === 'specpipe' || req.mode === 'tree' ? (req.draft ?? (this.opts.draftUrl ? 'model' : 'none')) : 'none';
+    const kind: DraftKind = isSpeculative(req.mode) ? (req.draft ?? (this.opts.draftUrl ? 'model' : 'none')) : 'none';
     if (kind === 'model') await this.ensureDraft();
     const committed: number[] = [];
     const commitTimes: number[] = [];
@@ -188,10 +189,7 @@ export class MeshSession {
           eosTokens: spec.eosTokenIds,
           sampling: req.sampling,
           source: speculativeSource(kind, this.draft?.stage ?? null, spec.vocabSize),
-          width: req.width,
-          maxDepth: req.depth,
-          treeDepth: req.depth,
-          treeWidth: req.width,
+          ...treeShape(req.width, req.depth),
           request,
           signal: opts.signal,
           onToken: (token, _index, hit) => {

@@ -1,5 +1,5 @@
 // The decoding modes and speculative sources a run can ask for, for settings forms and CLI options.
-import type { Mode } from '../spec/scheduler.ts';
+import type { GenerateOptions, Mode } from '../spec/scheduler.ts';
 
 export type DraftKind = 'model' | 'ngram' | 'none';
 
@@ -9,4 +9,12 @@ export const DRAFT_KINDS: readonly DraftKind[] = ['model', 'ngram', 'none'];
 /** Modes that use a speculative source (the others ignore it). */
 export function isSpeculative(mode: Mode): boolean {
   return mode === 'specpipe' || mode === 'tree';
+}
+
+/**
+ * The user's node budget W and depth D as the scheduler's options (specpipe: width and depth
+ * limit; tree: the static tree's width and depth), for generate() and reservedSlots() alike.
+ */
+export function treeShape(width?: number, depth?: number): Pick<GenerateOptions, 'width' | 'maxDepth' | 'treeDepth' | 'treeWidth'> {
+  return { width, maxDepth: depth, treeDepth: depth, treeWidth: width };
 }

@@ -131,8 +131,6 @@ export class RingStage {
   }
 
   private wakeIdle(): void {
-    // The runner counts the packet it just finished until its loop moves on: look again a tick later.
-    const waiters = this.idleWaiters.splice(0);
-    if (waiters.length) setTimeout(() => waiters.forEach((w) => w()), 0);
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 }

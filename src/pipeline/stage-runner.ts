@@ -33,6 +33,8 @@ export interface PacketTrace {
 export class StageRunner {
   private readonly inbox: LevelPacket[] = [];
   private running = false;
+  /** A packet is being processed (cleared before onProcessed, so callbacks see it done). */
+  private computing = false;
   private epoch = 0;
   private config: RequestConfig = { request: 0, temperature: 0, topK: 0, topP: 1 };
   readonly stats: StageStats = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0 };
@@ -56,7 +58,7 @@ export class StageRunner {
 
   /** Packets waiting, the one in progress included: the leader's flow control reads this. */
   get queued(): number {
-    return this.inbox.length + (this.running ? 1 : 0);
+    return this.inbox.length + (this.computing ? 1 : 0);
   }
 
   push(packet: LevelPacket): void {
@@ -69,13 +71,16 @@ export class StageRunner {
     try {
       while (this.inbox.length > 0) {
         const packet = this.inbox.shift()!;
+        this.computing = true;
         await this.process(packet);
+        this.computing = false;
         this.onProcessed();
       }
     } catch (e) {
       this.failed = true;
       this.onError(e instanceof Error ? e : new Error(String(e)));
     } finally {
+      this.computing = false;
       this.running = false;
     }
   }

@@ -6,7 +6,7 @@ import type { LocalEngine } from '../app/local-engine.ts';
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
 import type { GenerateMetrics } from '../spec/scheduler.ts';
 import { LiveStats } from '../app/live-stats.ts';
-import { isSpeculative } from '../app/modes.ts';
+import { isSpeculative, treeShape } from '../app/modes.ts';
 import { byId, el, errorText } from './dom.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
@@ -248,10 +248,7 @@ export class ChatApp {
       eosTokens: engine.model.spec.eosTokenIds,
       sampling: s.sampling,
       draft: speculative ? s.draft : 'none',
-      width: s.width,
-      maxDepth: s.depth,
-      treeDepth: s.depth,
-      treeWidth: s.width,
+      ...treeShape(s.width, s.depth),
       signal,
       onToken: (tok, _i, hit) => on.onToken(tok, hit),
       onPacket: on.onPacket,
