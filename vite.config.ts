@@ -12,6 +12,6 @@ export default defineConfig({
   // the page, which kills a running test or generation.
   optimizeDeps: {
     entries: ['index.html', 'src/**/*.html', 'e2e/**/*.html'],
-    include: ['@huggingface/tokenizers', 'idb-keyval', 'comlink', '@thaunknown/simple-peer/lite.js'],
+    include: ['@huggingface/tokenizers', 'idb-keyval', '@thaunknown/simple-peer/lite.js'],
   },
 });

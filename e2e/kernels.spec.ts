@@ -1,4 +1,4 @@
-// WebGPU kernels and stages against the CPU reference (src/gpu/reference.ts), in headless Chromium
+// WebGPU kernels and stages against the CPU reference (tests/support/cpu-reference.ts), in headless Chromium
 // (SwiftShader). The cases and their pass criteria are e2e/pages/kernel-suite.ts, which
 // `npm run gpu:node -- test` also runs outside the browser (Dawn for Node, any Vulkan adapter).
 import { test, expect, type Page } from '@playwright/test';

@@ -9,7 +9,7 @@ import { openHarness, callInPage } from './harness.ts';
 import type { Outcome } from './pages/ring.ts';
 import type { MeshRunReport, MeshRunRequest, MeshStatus } from '../src/app/mesh-session.ts';
 import type { StageStatus } from '../src/app/stage-node.ts';
-import type { LocalRunReport, LocalRunRequest } from '../src/app/local-run.ts';
+import type { LocalRunReport, LocalRunRequest } from '../src/headless/local-run.ts';
 
 const PAGE = '/e2e/pages/ring.ts';
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkLossless, formatTable, htmlReport, meshRun, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults } from '../src/cli/bench-results.ts';
 import { samplingFromArgs } from '../src/cli/sampling-args.ts';
-import { parseArgs } from '../src/cli/args.ts';
-import type { GenerateMetrics, Mode } from '../src/spec/scheduler.ts';
+import { parseArgs } from '../src/common/args.ts';
+import type { GenerateMetrics, Mode } from '../src/speculative/scheduler.ts';
 import type { MeshRunReport } from '../src/app/mesh-session.ts';
 
 function metrics(o: Partial<GenerateMetrics>): GenerateMetrics {

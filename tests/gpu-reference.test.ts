@@ -1,24 +1,10 @@
-// The CPU reference of the GPU kernels (src/gpu/reference.ts) and the KV slot bookkeeping, in Node.
+// The CPU reference of the GPU kernels (tests/support/cpu-reference.ts) and the KV slot bookkeeping, in Node.
 import { describe, it, expect } from 'vitest';
-import { floatToHalf, halfToFloat, refSample, refArgmax, RefStage, ropeTable, refRope } from '../src/gpu/reference.ts';
+import { refSample, refArgmax, RefStage, refRope } from './support/cpu-reference.ts';
+import { ropeTable } from '../src/common/numerics.ts';
 import { KvSlots } from '../src/gpu/kv.ts';
-import { tinyLlamaSpec, randomLlamaTensors, getter } from '../src/gpu/testing.ts';
+import { tinyLlamaSpec, randomLlamaTensors, getter } from '../src/gpu/synthetic-model.ts';
 import type { RowBatch } from '../src/gpu/types.ts';
-
-describe('half precision', () => {
-  it('round-trips every finite half bit pattern', () => {
-    for (let h = 0; h < 0x10000; h++) {
-      if ((h & 0x7c00) === 0x7c00) continue;
-      expect(floatToHalf(halfToFloat(h))).toBe(h === 0x8000 ? 0x8000 : h);
-    }
-  });
-  it('rounds to nearest even', () => {
-    expect(floatToHalf(1 + 2 ** -11)).toBe(0x3c00); // tie -> even
-    expect(floatToHalf(1 + 3 * 2 ** -11)).toBe(0x3c02);
-    expect(floatToHalf(65520)).toBe(0x7c00); // overflow -> inf
-    expect(floatToHalf(2 ** -25)).toBe(0); // tie at the smallest subnormal -> even (0)
-  });
-});
 
 describe('token choice semantics', () => {
   const logits = Float32Array.from([1, 3, 3, 2, -1]);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, ProtocolError, type MeshMessage } from '../src/mesh/protocol.ts';
 import { FrameAssembler, FramingError, splitFrames } from '../src/mesh/framing.ts';
-import { randomLevel, randomResult, rng, stageWorkMessages } from './mesh-helpers.ts';
+import { randomLevel, randomResult, rng, stageWorkMessages } from './support/mesh-helpers.ts';
 
 const N = Number(process.env.FUZZ_ITERATIONS ?? 20_000);
 

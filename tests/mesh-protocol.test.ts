@@ -8,8 +8,8 @@ import {
   ProtocolError,
   type MeshMessage,
 } from '../src/mesh/protocol.ts';
-import { f16BitsToF32, f32ToF16Bits } from '../src/mesh/f16.ts';
-import { randomLevel, randomResult, rng, stageWorkMessages } from './mesh-helpers.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../src/common/numerics.ts';
+import { randomLevel, randomResult, rng, stageWorkMessages } from './support/mesh-helpers.ts';
 
 function expectProtocolError(f: () => unknown, code: string): void {
   try {

@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { mergedMetrics, ringHops, type StatsReply } from '../src/app/mesh-report.ts';
 import type { LinkStats } from '../src/mesh/peer.ts';
-import type { GenerateMetrics } from '../src/spec/scheduler.ts';
+import type { GenerateMetrics } from '../src/speculative/scheduler.ts';
 
 describe('mergedMetrics', () => {
   it('spans every attempt: first token, gaps between tokens (the recovery included), totals', () => {

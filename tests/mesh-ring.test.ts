@@ -9,7 +9,7 @@ import { SignalClient, SignallingError, type WebSocketLike } from '../src/mesh/s
 import { Ring } from '../src/mesh/ring.ts';
 import { encodeMessage, PROTOCOL_VERSION, type MeshMessage } from '../src/mesh/protocol.ts';
 import type { LinkCloseEvent } from '../src/mesh/peer.ts';
-import { randomLevel, rng } from './mesh-helpers.ts';
+import { randomLevel, rng } from './support/mesh-helpers.ts';
 
 let http: Server;
 let signalling: SignallingServer;

@@ -4,8 +4,8 @@ import { loadModel, loadStageTensors, tensorNamesForRole } from '../src/model/in
 import { directorySource } from '../src/model/source-node.ts';
 import { fileSource, type ModelSource } from '../src/model/source.ts';
 import { buildSafetensors, type BuildTensor, type SafetensorsDtype } from '../src/model/safetensors.ts';
-import { ReferenceModel } from '../src/model/reference-forward.ts';
-import { f32ToBf16Bits, f32ToF16Bits } from '../src/model/dtype.ts';
+import { ReferenceModel } from './support/reference-model.ts';
+import { f32ToBf16Bits, f32ToF16Bits } from '../src/common/numerics.ts';
 import { expectedTensors, planReads } from '../src/model/weights.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import type { HostTensor } from '../src/model/types.ts';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { StageRunner, type StageCompute } from '../src/pipeline/stage-runner.ts';
-import type { LevelPacket, RowMeta } from '../src/pipeline/packets.ts';
+import type { LevelPacket, RowMeta } from '../src/pipeline/contract.ts';
 import type { RowBatch } from '../src/gpu/types.ts';
 import type { StageRole } from '../src/model/types.ts';
 

@@ -2,12 +2,12 @@
 // every message with the real wire protocol and deliver it later, in order: the scheduler's
 // output must equal the single-tab reference in every mode, request after request.
 import { describe, it, expect, vi } from 'vitest';
-import { RingPipeline, type LeaderPort } from '../src/pipeline/ring-pipeline.ts';
-import { RingStage } from '../src/pipeline/ring-stage.ts';
+import { RingPipeline, type LeaderPort } from '../src/mesh/ring-pipeline.ts';
+import { RingStage } from '../src/mesh/ring-stage.ts';
 import { decodeMessage, encodeMessage, type EncodeOptions, type MeshMessage, type PayloadDtype } from '../src/mesh/protocol.ts';
-import { generate, reservedSlots } from '../src/spec/scheduler.ts';
-import { referenceGenerate } from '../src/spec/toy-lm.ts';
-import { EOS, makeTarget, oracle, ToyStage } from './spec-helpers.ts';
+import { generate, reservedSlots } from '../src/speculative/scheduler.ts';
+import { referenceGenerate } from './support/toy-lm.ts';
+import { EOS, makeTarget, oracle, ToyStage } from './support/speculative-helpers.ts';
 
 type Handler = (from: string, msg: MeshMessage) => void;
 

@@ -1,6 +1,6 @@
 // The kernel correctness suite: which check of e2e/pages/kernels.ts runs with which argument, and
 // what passes. Shared by e2e/kernels.spec.ts (checks run in headless Chromium) and
-// src/cli/node-gpu-main.ts (checks run in Node on the `webgpu` package, e.g. on a real GPU).
+// e2e/node-gpu/node-gpu-main.ts (checks run in Node on the `webgpu` package, e.g. on a real GPU).
 // Pure data and judging: this module imports nothing that needs a GPU or Vite.
 
 export interface Check {

@@ -1,13 +1,16 @@
-// Checks of e2e/kernel-suite.ts: every kernel against the CPU reference (src/gpu/reference.ts),
+// Checks of e2e/kernel-suite.ts: every kernel against the CPU reference (tests/support/cpu-reference.ts),
 // batch independence, and whole stages (random tiny Llama) against the CPU reference forward. Runs
-// wherever navigator.gpu is: in the page of e2e/kernels.spec.ts, or in Node (src/cli/node-gpu-main.ts).
+// wherever navigator.gpu is: in the page of e2e/kernels.spec.ts, or in Node (e2e/node-gpu/node-gpu-main.ts).
 import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
 import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, type BindingResource } from '../../src/gpu/kernels.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
-import { RefStage, halfToFloat, refMatmul, refRmsNorm, refEmbed, refRope, ropeTable, refAttention, refSample, silu, tensorF32 } from '../../src/gpu/reference.ts';
-import { prng, randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/testing.ts';
+import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, refAttention, refSample, silu } from '../../tests/support/cpu-reference.ts';
+import { f16BitsToF32, ropeTable } from '../../src/common/numerics.ts';
+import { tensorF32 } from '../../src/model/weights.ts';
+import { seededRandom } from '../../src/common/numerics.ts';
+import { randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/synthetic-model.ts';
 import type { Check } from './kernel-suite.ts';
 
 export type { Check };
@@ -118,7 +121,7 @@ function matmulConfigs(c: GpuContext): { name: string; k: Kernels; full: boolean
 export async function testMatmul(): Promise<Check[]> {
   const c = await gpu();
   const dev = c.device;
-  const rand = prng(11);
+  const rand = seededRandom(11);
   const out: Check[] = [];
   for (const { name: cfg, k, full } of matmulConfigs(c)) {
   const shapes: [number, number][] = full ? [[200, 77], [64, 301], [172, 64], [32, 1]] : [[200, 77], [32, 1]];
@@ -159,7 +162,7 @@ export async function testSmallKernels(): Promise<Check[]> {
   const c = await gpu();
   const k = new Kernels(c);
   const dev = c.device;
-  const rand = prng(5);
+  const rand = seededRandom(5);
   const out: Check[] = [];
   // Embedding gather.
   for (const format of ['f32', 'f16'] as WeightFormat[]) {
@@ -282,7 +285,7 @@ export async function testHalfWidening(): Promise<Check[]> {
   for (let h = 0; h < 0x10000; h++) if ((h & 0x7c00) !== 0x7c00) halves.push(h);
   while (halves.length % 4) halves.push(0);
   const bits = Uint16Array.from(halves);
-  const want = Float32Array.from(halves, halfToFloat);
+  const want = Float32Array.from(halves, f16BitsToF32);
   const wantU = new Uint32Array(want.buffer);
   const n4 = halves.length / 4;
   const out: Check[] = [];
@@ -337,7 +340,7 @@ export async function testAttention(): Promise<Check[]> {
 async function attentionCases(k: Kernels, variant: string): Promise<Check[]> {
   const c = k.ctx;
   const dev = c.device;
-  const rand = prng(7);
+  const rand = seededRandom(7);
   const out: Check[] = [];
   const cases: [number, number, number, number, number][] = [
     // nH, nKv, hd, committed, R
@@ -401,7 +404,7 @@ export async function testSampling(): Promise<{ checked: number; skipped: number
   const c = await gpu();
   const k = new Kernels(c);
   const dev = c.device;
-  const rand = prng(99);
+  const rand = seededRandom(99);
   const mismatches: string[] = [];
   let checked = 0;
   let skipped = 0;
@@ -444,7 +447,7 @@ export async function testSampling(): Promise<{ checked: number; skipped: number
 export async function testMatmulBatchIndependence(): Promise<{ name: string; differing: number }[]> {
   const c = await gpu();
   const dev = c.device;
-  const rand = prng(3);
+  const rand = seededRandom(3);
   const res: { name: string; differing: number }[] = [];
   const inDim = 200;
   const outDim = 301;
@@ -551,7 +554,7 @@ export async function testStageBatchIndependence(arg: { format: WeightFormat } &
   await st.forward(seqBatch(prompt, 0, 0));
   st.kv.commit([0, 1, 2, 3, 4]);
   // 64 independent rows (siblings at position 5), each with its own slot; row 37 is the probe.
-  const rand = prng(8);
+  const rand = seededRandom(8);
   const tokens = Array.from({ length: 64 }, () => Math.floor(rand() * spec.vocabSize));
   const big: RowBatch = {
     tokens: Int32Array.from(tokens),

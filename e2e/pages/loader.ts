@@ -2,7 +2,7 @@
 // plain JSON (names, shapes, checksums, progress, warnings, reference-forward agreement).
 import { loadModel, loadStageTensors, urlSource, fileSource, clearWeightCache } from '../../src/model/index.ts';
 import type { ModelSource } from '../../src/model/source.ts';
-import { ReferenceModel } from '../../src/model/reference-forward.ts';
+import { ReferenceModel } from '../../tests/support/reference-model.ts';
 import type { HostTensor, WeightFormat } from '../../src/model/types.ts';
 import { createStore, entries, set } from 'idb-keyval';
 import { CACHE_DB, CACHE_STORE } from '../../src/model/cache.ts';

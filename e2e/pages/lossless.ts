@@ -2,8 +2,8 @@
 // the model is loaded once, an engine is built per stage count, and each run's tokens come back.
 import { loadModel, urlSource } from '../../src/model/index.ts';
 import { LocalEngine, type DraftKind } from '../../src/app/local-engine.ts';
-import { reservedSlots, type GenerateMetrics, type Mode } from '../../src/spec/scheduler.ts';
-import type { SamplingSettings } from '../../src/spec/sampling.ts';
+import { reservedSlots, type GenerateMetrics, type Mode } from '../../src/speculative/scheduler.ts';
+import type { SamplingSettings } from '../../src/speculative/sampling.ts';
 
 export interface LosslessCase {
   stages: number;

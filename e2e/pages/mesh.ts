@@ -5,7 +5,7 @@ import { SignalClient, SignallingError } from '../../src/mesh/signal-client.ts';
 import { Ring } from '../../src/mesh/ring.ts';
 import { encodeMessage, PROTOCOL_VERSION, type MeshMessage } from '../../src/mesh/protocol.ts';
 import type { LinkCloseEvent, LinkStats } from '../../src/mesh/peer.ts';
-import type { LevelPacket } from '../../src/pipeline/packets.ts';
+import type { LevelPacket } from '../../src/pipeline/contract.ts';
 
 interface NodeState {
   signal: SignalClient;

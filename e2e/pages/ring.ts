@@ -1,11 +1,11 @@
-// Browser side of e2e/ring-pipeline.spec.ts: the CLI's mesh tab (src/cli/mesh-page.ts) with quick
+// Browser side of e2e/ring-pipeline.spec.ts: the CLI's mesh tab (src/headless/mesh-page.ts) with quick
 // loss detection, plus a single-tab reference run and a bad-message sender.
-import * as tab from '../../src/cli/mesh-page.ts';
-import { runLocal, type LocalRunReport, type LocalRunRequest } from '../../src/app/local-run.ts';
+import * as tab from '../../src/headless/mesh-page.ts';
+import { runLocal, type LocalRunReport, type LocalRunRequest } from '../../src/headless/local-run.ts';
 import { encodeMessage, PROTOCOL_VERSION } from '../../src/mesh/protocol.ts';
 
-export type { Outcome } from '../../src/cli/mesh-page.ts';
-export { leaderReady, leaderGenerate, leaderTokens, leaderStatusNow, stageStatusNow } from '../../src/cli/mesh-page.ts';
+export type { Outcome } from '../../src/headless/mesh-page.ts';
+export { leaderReady, leaderGenerate, leaderTokens, leaderStatusNow, stageStatusNow } from '../../src/headless/mesh-page.ts';
 
 // Pings every 250 ms; a silent peer is lost after 4 s (a tab busy uploading weights on 2 shared
 // cores can miss a 2 s deadline).

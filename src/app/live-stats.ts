@@ -1,6 +1,7 @@
 // Live generation statistics from token and stage events. Pure: tested in Node.
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
-import { percentile, specpipeBound } from '../spec/scheduler.ts';
+import { specpipeBound } from '../speculative/scheduler.ts';
+import { percentile } from '../common/numerics.ts';
 
 export interface StatsSnapshot {
   tokens: number;

@@ -5,15 +5,15 @@ import type { ModelSpec } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
 import type { StageRole } from '../model/types.ts';
-import { buildStage, draftModelOf } from '../pipeline/gpu-stages.ts';
+import { buildStage } from '../pipeline/gpu-stages.ts';
 import { splitLayers, describeRole } from '../pipeline/layers.ts';
 import { LocalPipeline } from '../pipeline/local-pipeline.ts';
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
-import type { Pipeline } from '../spec/pipeline.ts';
-import { generate, type GenerateOptions, type GenerateResult } from '../spec/scheduler.ts';
-import { DraftModelSource } from '../spec/draft-source.ts';
-import { NgramSource } from '../spec/ngram-source.ts';
-import type { SpeculativeSource } from '../spec/source.ts';
+import type { Pipeline } from '../pipeline/contract.ts';
+import { generate, type GenerateOptions, type GenerateResult } from '../speculative/scheduler.ts';
+import { DraftModelSource, type DraftModel } from '../speculative/draft-source.ts';
+import { NgramSource } from '../speculative/ngram-source.ts';
+import type { SpeculativeSource } from '../speculative/source.ts';
 import type { DraftKind } from './modes.ts';
 
 export type { DraftKind } from './modes.ts';
@@ -145,6 +145,19 @@ export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage
   if (!draftStage) throw new Error('no draft model is loaded (load one, or use the n-gram source)');
   return new DraftModelSource(draftModelOf(draftStage, vocabSize));
 }
+
+/** A whole-model Stage as the draft source's model (greedy rows: the source only reads logits). */
+export function draftModelOf(stage: Stage, vocabSize: number): DraftModel {
+  return {
+    vocabSize,
+    forward: (rows) => stage.forward({ ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) }),
+    commitSlots: (s) => stage.kv.commit(s),
+    releaseSlots: (s) => stage.kv.release(s),
+    resetSlots: () => stage.kv.reset(),
+  };
+}
+
+const GREEDY_ROW = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 
 /**
  * Loads a target (and an optional draft) by URL into a new engine; `numSlots` sizes the KV cache

@@ -2,7 +2,8 @@
 // from the stages' stats replies, and metrics merged over the attempts of one generation.
 import type { LinkStats } from '../mesh/peer.ts';
 import type { MeshMessage } from '../mesh/protocol.ts';
-import { percentile, type GenerateMetrics } from '../spec/scheduler.ts';
+import type { GenerateMetrics } from '../speculative/scheduler.ts';
+import { percentile } from '../common/numerics.ts';
 import type { HopLatency, StageWork } from './mesh-types.ts';
 
 export type StatsReply = Extract<MeshMessage, { type: 'stats' }>;

@@ -2,10 +2,10 @@
 // reports. The chat page and the command line code against these.
 import type { LinkTuning } from '../mesh/peer.ts';
 import type { PayloadDtype } from '../mesh/protocol.ts';
-import type { Mode } from '../spec/scheduler.ts';
-import type { SamplingSettings } from '../spec/sampling.ts';
+import type { Mode } from '../speculative/scheduler.ts';
+import type { SamplingSettings } from '../speculative/sampling.ts';
 import type { DraftKind } from './local-engine.ts';
-import type { LocalRunReport } from './local-run.ts';
+import type { LocalRunReport } from './generation.ts';
 
 export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
 

@@ -1,5 +1,5 @@
 // The decoding modes and speculative sources a run can ask for, for settings forms and CLI options.
-import type { GenerateOptions, Mode } from '../spec/scheduler.ts';
+import type { GenerateOptions, Mode } from '../speculative/scheduler.ts';
 
 export type DraftKind = 'model' | 'ngram' | 'none';
 

@@ -10,7 +10,7 @@ import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
 import { buildStage } from '../pipeline/gpu-stages.ts';
 import { describeRole } from '../pipeline/layers.ts';
-import { RingStage } from '../pipeline/ring-stage.ts';
+import { RingStage } from '../mesh/ring-stage.ts';
 import { measureMatvecGbps } from './speed-probe.ts';
 
 export type StagePhase = 'benchmark' | 'joining' | 'waiting' | 'loading' | 'ready' | 'leader-gone' | 'failed' | 'closed';

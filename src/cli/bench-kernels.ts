@@ -3,10 +3,10 @@
 // same code in Node on any Vulkan adapter), the matrix-vector kernel's achieved
 // bandwidth (weight bytes read / time) for f32 and f16 weights next to a vec4 copy kernel's
 // (read + write bytes / time).
-import { parseArgs, flag, rejectUnknown } from './args.ts';
+import { parseArgs, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import { formatBench, benchOptions, BENCH_ARGS } from './bench-report.ts';
-import type { BenchResult } from '../../e2e/pages/kernels-bench.ts';
+import type { BenchResult } from '../gpu/kernel-bench.ts';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     const page = await host.newPage();
     await page.goto(`${host.baseUrl}/e2e/harness.html`);
     result = (await page.evaluate(async (o) => {
-      const mod = (await import(/* @vite-ignore */ '/e2e/pages/kernels-bench.ts' as string)) as {
+      const mod = (await import(/* @vite-ignore */ '/src/gpu/kernel-bench.ts' as string)) as {
         benchKernels(o: unknown): Promise<unknown>;
       };
       return mod.benchKernels(o);

@@ -1,6 +1,6 @@
 // Options and text table of the kernel benchmark (`npm run bench:kernels`, `npm run gpu:node -- bench`).
-import type { BenchResult, BenchOptions } from '../../e2e/pages/kernels-bench.ts';
-import { flag, num, numList, type Args } from './args.ts';
+import type { BenchResult, BenchOptions } from '../gpu/kernel-bench.ts';
+import { flag, num, numList, type Args } from '../common/args.ts';
 
 export const BENCH_ARGS = ['size', 'rows', 'lanes', 'seconds', 'reps', 'no-subgroups', 'no-stage'];
 

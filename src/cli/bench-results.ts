@@ -1,11 +1,12 @@
 // `npm run bench` results: the JSON shape, the lossless check, the summary table, the terminal
 // progress bar and the self-contained HTML report (inline SVG charts). Pure: tested in Node.
 import { readFileSync } from 'node:fs';
-import type { BenchRun } from '../app/bench-run.ts';
+import type { BenchRun } from '../headless/bench-run.ts';
 import type { MeshRunReport } from '../app/mesh-session.ts';
 import { isSpeculative } from '../app/modes.ts';
-import type { Mode } from '../spec/scheduler.ts';
-import { percentile, specpipeBound } from '../spec/scheduler.ts';
+import type { Mode } from '../speculative/scheduler.ts';
+import { specpipeBound } from '../speculative/scheduler.ts';
+import { percentile } from '../common/numerics.ts';
 import { esc, rect, svgDoc, text } from '../ui/svg.ts';
 
 export type Transport = 'local' | 'mesh';

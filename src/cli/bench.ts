@@ -8,14 +8,14 @@
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
+import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost, type PageHost } from './page-host.ts';
 import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
 import { checkLossless, conditionsText, formatTable, htmlReport, meshRun, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults } from './bench-results.ts';
-import type { BenchPageResult, BenchRequest, BenchRun } from '../app/bench-run.ts';
+import type { BenchPageResult, BenchRequest, BenchRun } from '../headless/bench-run.ts';
 import { MODES, type DraftKind } from '../app/modes.ts';
-import type { Mode } from '../spec/scheduler.ts';
+import type { Mode } from '../speculative/scheduler.ts';
 
 const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
 
@@ -32,11 +32,11 @@ async function runInOneTab(host: PageHost, base: Base, stages: number, modes: Mo
   const page = await host.newPage();
   try {
     await page.exposeFunction('__specpipeBenchProgress', tick);
-    await page.goto(`${host.baseUrl}/src/cli/page.html`);
+    await page.goto(`${host.baseUrl}/src/headless/page.html`);
     const req: BenchRequest = { ...base, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], stages, modes };
     return (await page.evaluate(async (r) => {
-      const path = '/src/app/bench-run.ts';
-      const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/bench-run.ts');
+      const path = '/src/headless/bench-run.ts';
+      const m = (await import(/* @vite-ignore */ path)) as typeof import('../headless/bench-run.ts');
       return m.benchLocal(r);
     }, req)) as BenchPageResult;
   } finally {
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
         // A configuration that fails (a tab lost, a load error) is reported; the others still run.
         const leader = await host.newPage(0);
         try {
-          await leader.goto(`${host.baseUrl}/src/cli/page.html`);
+          await leader.goto(`${host.baseUrl}/src/headless/page.html`);
           const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs });
           try {
             for (const mode of otherModes) {

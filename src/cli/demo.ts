@@ -5,14 +5,14 @@
 // browser processes), forms the ring over WebRTC, and the terminal shows the text as it streams with
 // a live stats line. --local: every stage inside one tab instead (no network).
 import type { Page } from '@playwright/test';
-import { parseArgs, str, num, flag, rejectUnknown } from './args.ts';
+import { parseArgs, str, num, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
 import { LiveStats, statsLine, type LiveEvent } from '../app/live-stats.ts';
-import type { DemoReport, DemoRequest } from '../app/demo-run.ts';
+import type { DemoReport, DemoRequest } from '../headless/demo-run.ts';
 import { DRAFT_KINDS, MODES, isSpeculative, type DraftKind } from '../app/modes.ts';
-import type { Mode } from '../spec/scheduler.ts';
+import type { Mode } from '../speculative/scheduler.ts';
 
 const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...SAMPLING_ARGS];
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
@@ -36,8 +36,8 @@ async function runLocal(page: Page, req: DemoRequest, live: LiveStats): Promise<
   const print = printer(live);
   await page.exposeFunction('__specpipeLive', (e: LiveEvent) => (e.kind === 'token' ? print(e.text, e.t, e.hit) : live.apply(e)));
   const r = (await page.evaluate(async (q) => {
-    const path = '/src/app/demo-run.ts';
-    const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/demo-run.ts');
+    const path = '/src/headless/demo-run.ts';
+    const m = (await import(/* @vite-ignore */ path)) as typeof import('../headless/demo-run.ts');
     return m.demoLocal(q);
   }, req)) as DemoReport;
   return (
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     const speculative = isSpeculative(mode) && draft !== 'none';
     const live = new LiveStats(mode === 'single' ? 1 : stages, speculative);
     const page = await host.newPage();
-    await page.goto(`${host.baseUrl}/src/cli/page.html`);
+    await page.goto(`${host.baseUrl}/src/headless/page.html`);
     let summary: string;
     if (local) {
       process.stderr.write(`${mode === 'single' ? 1 : stages} stage(s) inside one headless tab (no network).\n`);

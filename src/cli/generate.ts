@@ -5,10 +5,10 @@
 // Runs the model in headless Chromium (real WebGPU) and prints the tokens, text and timings.
 // --local-stages: every stage in one tab. --stages: a mesh of N stage tabs plus a leader tab, spread
 // over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips.
-import { parseArgs, str, num, numList, flag, rejectUnknown } from './args.ts';
+import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
-import type { LocalRunReport, LocalRunRequest } from '../app/local-run.ts';
-import type { Mode } from '../spec/scheduler.ts';
+import type { LocalRunReport, LocalRunRequest } from '../headless/local-run.ts';
+import type { Mode } from '../speculative/scheduler.ts';
 import { formMesh } from './mesh-tabs.ts';
 
 const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage'];
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   try {
     const page = await host.newPage();
     if (!json) await page.exposeFunction('__specpipeStream', (t: string) => process.stdout.write(t));
-    await page.goto(`${host.baseUrl}/src/cli/page.html`);
+    await page.goto(`${host.baseUrl}/src/headless/page.html`);
     const req: LocalRunRequest = {
       modelUrl: host.modelUrls[0],
       draftUrl: draftDir ? host.modelUrls[1] : undefined,
@@ -68,8 +68,8 @@ async function main(): Promise<void> {
           return mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth });
         })()
       : ((await page.evaluate(async (r) => {
-          const path = '/src/app/local-run.ts';
-          const m = (await import(/* @vite-ignore */ path)) as typeof import('../app/local-run.ts');
+          const path = '/src/headless/local-run.ts';
+          const m = (await import(/* @vite-ignore */ path)) as typeof import('../headless/local-run.ts');
           return m.runLocal(r);
         }, req)) as LocalRunReport);
     if (json) {

@@ -2,12 +2,12 @@
 // tabs spread over the host's browser processes, formed over WebRTC through the host's /signal.
 import type { Page } from '@playwright/test';
 import type { PageHost } from './page-host.ts';
-import type { LeaderArgs, Outcome, StageArgs } from './mesh-page.ts';
+import type { LeaderArgs, Outcome, StageArgs } from '../headless/mesh-page.ts';
 import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
-const MODULE = '/src/cli/mesh-page.ts';
-type Tab = typeof import('./mesh-page.ts');
+const MODULE = '/src/headless/mesh-page.ts';
+type Tab = typeof import('../headless/mesh-page.ts');
 
 export interface Mesh {
   leader: Page;
@@ -25,7 +25,7 @@ export interface Mesh {
  * TAB_LINK_TUNING: every tab shares this machine's cores).
  */
 export async function formMesh(host: PageHost, leader: Page, o: Omit<LeaderArgs, 'room' | 'name'>): Promise<Mesh> {
-  const pageUrl = `${host.baseUrl}/src/cli/page.html`;
+  const pageUrl = `${host.baseUrl}/src/headless/page.html`;
   const room = `cli-${process.pid}-${Date.now().toString(36)}`;
   const leaderArgs: LeaderArgs = { tuning: TAB_LINK_TUNING, ...o, room, name: 'leader' };
   await leader.evaluate(async ([m, a]) => ((await import(/* @vite-ignore */ m)) as Tab).leaderStart(a), [MODULE, leaderArgs] as const);

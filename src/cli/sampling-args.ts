@@ -1,6 +1,6 @@
 // --temperature/--top-k/--top-p/--seed for the demo and bench commands (greedy unless --temperature).
-import { num, type Args } from './args.ts';
-import type { SamplingSettings } from '../spec/sampling.ts';
+import { num, type Args } from '../common/args.ts';
+import type { SamplingSettings } from '../speculative/sampling.ts';
 
 export const SAMPLING_ARGS = ['temperature', 'top-k', 'top-p', 'seed'];
 

@@ -10,7 +10,8 @@ import type { RowBatch, StageOutput } from './types.ts';
 import type { GpuContext } from './device.ts';
 import { Kernels, type AttentionVariant, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
 import { KvSlots } from './kv.ts';
-import { ropeTable, tensorF32, floatToHalf } from './reference.ts';
+import { ropeTable } from '../common/numerics.ts';
+import { tensorF32, tensorIn } from '../model/weights.ts';
 
 export interface StageOptions {
   /** KV slots per layer (committed context + in-flight tree nodes). */
@@ -35,18 +36,8 @@ interface Step {
   grid: (rows: number) => [number, number];
 }
 
-/** Converts a tensor to `format` (host side). */
-function toFormat(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array {
-  if (t.format === format) return t.data;
-  if (format === 'f32') return tensorF32(t);
-  const src = t.data as Float32Array;
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = floatToHalf(src[i]);
-  return out;
-}
-
 function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint16Array {
-  const parts = ts.map((t) => toFormat(t, format));
+  const parts = ts.map((t) => tensorIn(t, format));
   const n = parts.reduce((a, p) => a + p.length, 0);
   const out = format === 'f32' ? new Float32Array(n) : new Uint16Array(n);
   let o = 0;
@@ -55,10 +46,6 @@ function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint
     o += p.length;
   }
   return out;
-}
-
-function f32Of(t: HostTensor): Float32Array {
-  return t.format === 'f32' ? (t.data as Float32Array) : tensorF32(t);
 }
 
 export class Stage {
@@ -181,10 +168,10 @@ export class Stage {
       const down = t('mlp.down_proj.weight');
       const woBuf = weight(wo.data, `L${l} o`);
       const gateBuf = weight(gate.data, `L${l} gate`);
-      const upBuf = weight(toFormat(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
+      const upBuf = weight(tensorIn(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
       const downBuf = weight(down.data, `L${l} down`);
-      const n1 = weight(f32Of(t('input_layernorm.weight')), `L${l} norm1`);
-      const n2 = weight(f32Of(t('post_attention_layernorm.weight')), `L${l} norm2`);
+      const n1 = weight(tensorF32(t('input_layernorm.weight')), `L${l} norm1`);
+      const n2 = weight(tensorF32(t('post_attention_layernorm.weight')), `L${l} norm2`);
       const kvBytes = opts.numSlots * kvDim * 4;
       const kPool = buf(emptyBuffer(dev, kvBytes, `L${l} K`));
       const vPool = buf(emptyBuffer(dev, kvBytes, `L${l} V`));
@@ -202,7 +189,7 @@ export class Stage {
     let readBytes = R * H * 4;
     if (role.head) {
       const V = s.vocabSize;
-      const nw = weight(f32Of(tensors('model.norm.weight')), 'final norm');
+      const nw = weight(tensorF32(tensors('model.norm.weight')), 'final norm');
       const ht = tensors(s.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
       // A tied head reuses the embedding buffer when this stage also embeds.
       const hw = s.tieWordEmbeddings && embedBuf ? embedBuf : weight(ht.data, 'lm head');

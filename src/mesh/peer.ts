@@ -4,6 +4,7 @@
 // with a clear reason on any malformed message.
 
 import SimplePeer from '@thaunknown/simple-peer/lite.js';
+import { percentile } from '../common/numerics.ts';
 import { Emitter } from './emitter.ts';
 import { FrameAssembler, FrameSender, FramingError, DEFAULT_FRAME_BYTES, type ByteChannel } from './framing.ts';
 import { decodeHeader, decodeMessage, encodeMessage, ProtocolError, LIMITS, type MeshMessage } from './protocol.ts';
@@ -82,11 +83,6 @@ export interface LinkEvents extends Record<string, unknown> {
 }
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
-
-export function percentile(sorted: number[], p: number): number | null {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 export class Link extends Emitter<LinkEvents> {
   readonly remote: string;
@@ -212,14 +208,13 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   stats(): LinkStats {
-    const sorted = [...this.rtts].sort((a, b) => a - b);
     return {
       peer: this.remote,
       state: this.state,
-      rttSamples: sorted.length,
-      rttP50: percentile(sorted, 50),
-      rttP95: percentile(sorted, 95),
-      rttMax: sorted.length ? sorted[sorted.length - 1] : null,
+      rttSamples: this.rtts.length,
+      rttP50: percentile(this.rtts, 0.5),
+      rttP95: percentile(this.rtts, 0.95),
+      rttMax: this.rtts.length ? Math.max(...this.rtts) : null,
       ...this.counters,
       queuedBytes: (this.sender?.queuedBytes ?? 0) + (this.channel?.bufferedAmount ?? 0),
     };

@@ -21,8 +21,8 @@
 // Stage work (direct lane, leader <-> stage): info, load, progress, loaded, credit, query, stats;
 // their request ids live in the metadata (the header's request field is the level/config one).
 
-import type { LevelPacket, ResultPacket, RequestConfig, RowMeta, Verdict } from '../pipeline/packets.ts';
-import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
+import type { LevelPacket, ResultPacket, RequestConfig, RowMeta, Verdict } from '../pipeline/contract.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../common/numerics.ts';
 
 export const PROTOCOL_MAGIC = 0x314d5053; // bytes 'S' 'P' 'M' '1'
 export const PROTOCOL_VERSION = 1;

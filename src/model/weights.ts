@@ -4,7 +4,7 @@
 import type { HostTensor, ModelSpec, SourceDtype, StageRole, WeightFormat } from './types.ts';
 import type { FileStat, ModelSource } from './source.ts';
 import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
-import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits } from './dtype.ts';
+import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
 import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
 
 export class WeightError extends Error {
@@ -414,4 +414,18 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
 
   // Same order as tensorNamesForRole.
   return new Map(names.map((name) => [name, out.get(name) as HostTensor]));
+}
+
+/** The tensor's values as f32 (f16 bit patterns widened). */
+export function tensorF32(t: HostTensor): Float32Array {
+  if (t.format === 'f32') return t.data as Float32Array;
+  const table = f16ToF32Table();
+  return Float32Array.from(t.data as Uint16Array, (h) => table[h]);
+}
+
+/** The tensor's values in `format`: f32, or f16 bit patterns (rounded to nearest even). */
+export function tensorIn(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array {
+  if (t.format === format) return t.data;
+  if (format === 'f32') return tensorF32(t);
+  return Uint16Array.from(t.data as Float32Array, f32ToF16Bits);
 }

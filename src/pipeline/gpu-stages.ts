@@ -1,11 +1,10 @@
 // Builds GPU stages of a loaded model in this tab: fetch a role's tensors (Range reads, cache),
-// upload them, and adapt the Stage to what the runner and the draft source expect.
+// upload them.
 import type { LoadedModel } from '../model/index.ts';
 import { loadStageTensors } from '../model/index.ts';
 import type { StageRole, WeightFormat } from '../model/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { Stage } from '../gpu/stage.ts';
-import type { DraftModel } from '../spec/draft-source.ts';
 
 export interface BuildStageOptions {
   numSlots: number;
@@ -34,15 +33,4 @@ export async function buildStage(ctx: GpuContext, model: LoadedModel, role: Stag
     },
     { numSlots: opts.numSlots },
   );
-}
-
-/** A whole-model Stage as the draft source's model. */
-export function draftModelOf(stage: Stage, vocabSize: number): DraftModel {
-  return {
-    vocabSize,
-    forward: (b) => stage.forward(b),
-    commitSlots: (s) => stage.kv.commit(s),
-    releaseSlots: (s) => stage.kv.release(s),
-    resetSlots: () => stage.kv.reset(),
-  };
 }

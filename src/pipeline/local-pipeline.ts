@@ -1,8 +1,7 @@
 // A Pipeline whose stages all live in this tab: StageRunners chained in memory. It is the
 // single-tab mode (one stage) and the reference the ring of tabs must match.
-import type { Pipeline } from '../spec/pipeline.ts';
 import type { StageRole } from '../model/types.ts';
-import type { LevelPacket, RequestConfig, ResultPacket } from './packets.ts';
+import type { LevelPacket, Pipeline, RequestConfig, ResultPacket } from './contract.ts';
 import { StageRunner, type PacketTrace, type StageCompute, type StageStats } from './stage-runner.ts';
 
 export class LocalPipeline implements Pipeline {

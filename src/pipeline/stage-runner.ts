@@ -3,7 +3,7 @@
 // stage's packet (or the leader's results at the last stage). Knows packets and slots, not trees.
 import type { RowBatch, RowSampling, StageOutput } from '../gpu/types.ts';
 import type { StageRole } from '../model/types.ts';
-import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './packets.ts';
+import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './contract.ts';
 
 /** What the runner needs from a stage's compute (src/gpu's Stage satisfies it). */
 export interface StageCompute {

@@ -13,7 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { networkInterfaces } from 'node:os';
 import { extname, join, resolve, sep } from 'node:path';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { parseArgs, str, num, type Args } from '../cli/args.ts';
+import { parseArgs, str, num, type Args } from '../common/args.ts';
 import { createSignallingServer } from './signalling.ts';
 import { ROOM_PATTERN, SIGNAL_PATH, type IceServerConfig } from './signal-protocol.ts';
 

@@ -1,10 +1,10 @@
 // The chat page's controller: settings -> load (progress) -> generate (streaming, stop) -> stats,
 // with the target's stages in this tab (LocalSession) or in the room's stage tabs (MeshBackend).
 import { urlSource } from '../model/index.ts';
-import { tokensPerSecond } from '../app/local-run.ts';
+import { tokensPerSecond } from '../app/generation.ts';
 import type { LocalEngine } from '../app/local-engine.ts';
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
-import type { GenerateMetrics } from '../spec/scheduler.ts';
+import type { GenerateMetrics } from '../speculative/scheduler.ts';
 import { LiveStats } from '../app/live-stats.ts';
 import { isSpeculative, treeShape } from '../app/modes.ts';
 import { byId, el, errorText } from './dom.ts';

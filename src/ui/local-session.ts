@@ -2,7 +2,7 @@
 // the draft, the stage count or the context changes.
 import { loadModel, urlSource, fileSource, type LoadedModel, type ModelSource } from '../model/index.ts';
 import { LocalEngine, type LoadProgress } from '../app/local-engine.ts';
-import { reservedSlots } from '../spec/scheduler.ts';
+import { reservedSlots } from '../speculative/scheduler.ts';
 import { chatTemplateOf, type ChatTemplate } from './chat-template.ts';
 import { MAX_DEPTH, MAX_WIDTH } from './settings.ts';
 import { errorText } from './dom.ts';

@@ -1,0 +1,205 @@
+// Browser side of `npm run bench:kernels`: achieved bandwidth of the matrix-vector kernel vs a
+// plain vec4 grid-stride copy, on whatever adapter the page gets.
+import type { WeightFormat } from '../model/types.ts';
+import { createGpuContext } from './device.ts';
+import { Kernels, defaultLanes, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
+import { seededRandom } from '../common/numerics.ts';
+import { randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from './synthetic-model.ts';
+import { Stage } from './stage.ts';
+import type { RowBatch } from './types.ts';
+
+export interface BenchOptions {
+  size?: number;
+  rows?: number[];
+  formats?: WeightFormat[];
+  /** Threads per matmul output (divides 64). */
+  lanes?: number[];
+  /** Also measure the matmul without subgroup operations (workgroup-memory reduction). */
+  noSubgroups?: boolean;
+  /** Seconds of GPU work per measurement (approximately). */
+  seconds?: number;
+  reps?: number;
+  /** Also time whole-stage forwards of a random model (default true). */
+  stage?: boolean;
+}
+
+export interface StageBench {
+  model: string;
+  format: WeightFormat;
+  rows: number;
+  context: number;
+  /** Median ms per forward (upload + one command buffer + readback of tokens). */
+  ms: number;
+  /** Wall time per kind of step, one dispatch per submit (so with per-submit overhead). */
+  profile?: { step: string; ms: number; count: number }[];
+}
+
+export interface BenchRow {
+  kernel: string;
+  format?: WeightFormat;
+  rows?: number;
+  lanes?: number;
+  subgroups?: boolean;
+  ms: number;
+  gbps: number;
+  /** gbps / copy gbps. */
+  ratio?: number;
+}
+
+export interface BenchResult {
+  adapter: { description: string; features: Record<string, boolean>; info: Record<string, unknown> };
+  size: number;
+  method: string;
+  copy: BenchRow;
+  matvec: BenchRow[];
+  stage: StageBench[];
+}
+
+/** Wall time of one dispatch, measured as N back-to-back dispatches in one command buffer. */
+async function timer(device: GPUDevice, encode: (pass: GPUComputePassEncoder) => void, seconds: number): Promise<() => Promise<number>> {
+  const run = async (n: number) => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < n; i++) encode(pass);
+    pass.end();
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(2); // warm-up (pipeline compilation, first touch)
+  const one = Math.max(0.05, (await run(3)) / 3);
+  const n = Math.max(3, Math.min(500, Math.round((seconds * 1000) / one)));
+  return async () => (await run(n)) / n;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
+  const ctx = await createGpuContext();
+  const dev = ctx.device;
+  const size = o.size ?? 2048;
+  const seconds = o.seconds ?? 0.4;
+  const reps = o.reps ?? 5;
+  const rand = seededRandom(1);
+
+  // Copy: read + write of size*size f32.
+  const bytes = size * size * 4;
+  const k0 = new Kernels(ctx);
+  const src = storageBuffer(dev, randomArray(size * size, rand));
+  const dst = emptyBuffer(dev, bytes);
+  const copyPipe = k0.copy();
+  const copyGroup = k0.bind(copyPipe, [src, dst]);
+  let copyTimer: (() => Promise<number>) | undefined;
+  let copyName = '';
+  let bestMs = Infinity;
+  for (const groups of [64, 256, 1024, 4096, 16384]) {
+    const t = await timer(dev, (p) => {
+      p.setPipeline(copyPipe);
+      p.setBindGroup(0, copyGroup);
+      p.dispatchWorkgroups(groups);
+    }, seconds);
+    const ms = Math.min(await t(), await t());
+    if (ms < bestMs) {
+      bestMs = ms;
+      copyTimer = t;
+      copyName = `copy (vec4 grid-stride, ${groups} workgroups)`;
+    }
+  }
+  // The machine may be shared: each matvec measurement is paired with a copy measurement taken
+  // right before it, and the ratio is the median of the per-pair ratios.
+  const copyTimes: number[] = [];
+  const matvec: BenchRow[] = [];
+  const wValues = randomArray(size * size, rand, 1 / Math.sqrt(size));
+  for (const format of o.formats ?? (['f32', 'f16'] as WeightFormat[])) {
+    const wt = hostTensor('w', [size, size], wValues, format);
+    const w = storageBuffer(dev, wt.data);
+    const variants = (o.lanes ?? [defaultLanes(ctx)]).flatMap((lanes) => (o.noSubgroups && lanes > 1 ? [{ lanes, sg: true }, { lanes, sg: false }] : [{ lanes, sg: true }]));
+    for (const { lanes, sg } of variants) {
+      const k = new Kernels(ctx, { lanes, subgroups: sg });
+      for (const R of o.rows ?? [1, 4, 16]) {
+        const meta = storageBuffer(dev, Uint32Array.from([R, 0, 0, 0]));
+        const x = storageBuffer(dev, randomArray(R * size, rand));
+        const y = emptyBuffer(dev, R * size * 4);
+        const pipe = k.matmul({ format });
+        const group = k.bind(pipe, [matmulParams(k, size, size), meta, x, w, w, emptyBuffer(dev, 16), y]);
+        const grid = matmulGrid(size, lanes);
+        const t = await timer(dev, (p) => {
+          p.setPipeline(pipe);
+          p.setBindGroup(0, group);
+          p.dispatchWorkgroups(...grid);
+        }, seconds);
+        const mss: number[] = [];
+        const ratios: number[] = [];
+        for (let i = 0; i < reps; i++) {
+          const tc = await copyTimer!();
+          const tm = await t();
+          copyTimes.push(tc);
+          mss.push(tm);
+          ratios.push(wt.data.byteLength / tm / ((2 * bytes) / tc));
+        }
+        const ms = median(mss);
+        matvec.push({ kernel: 'matvec', format, rows: R, lanes, subgroups: k.subgroups, ms, gbps: wt.data.byteLength / (ms * 1e6), ratio: median(ratios) });
+        x.destroy();
+        y.destroy();
+        meta.destroy();
+      }
+    }
+    w.destroy();
+  }
+  src.destroy();
+  dst.destroy();
+  const copyMs = median(copyTimes);
+  const copy: BenchRow = { kernel: copyName, ms: copyMs, gbps: (2 * bytes) / (copyMs * 1e6) };
+
+  // Whole stage: embed + all layers + head + greedy pick, a random Llama with a 64-token context.
+  const stage: StageBench[] = [];
+  if (o.stage ?? true) {
+    const spec = tinyLlamaSpec({ hiddenSize: 512, intermediateSize: 1408, numLayers: 8, numHeads: 8, numKvHeads: 4, headDim: 64, vocabSize: 8192, maxPositions: 1024 });
+    const params = spec.numLayers * (spec.hiddenSize * (spec.hiddenSize * 2 + 2 * spec.numKvHeads * spec.headDim) + 3 * spec.hiddenSize * spec.intermediateSize) + 2 * spec.vocabSize * spec.hiddenSize;
+    const model = `random Llama hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize} (${(params / 1e6).toFixed(1)}M params)`;
+    for (const format of o.formats ?? (['f32', 'f16'] as WeightFormat[])) {
+      const st = await Stage.create(ctx, spec, { layers: { start: 0, end: spec.numLayers }, embed: true, head: true }, getter(randomLlamaTensors(spec, 1, format)), { numSlots: 256 });
+      const ctxLen = 64;
+      const pre: RowBatch = {
+        tokens: Int32Array.from({ length: ctxLen }, (_, i) => (i * 31) % spec.vocabSize),
+        positions: Int32Array.from({ length: ctxLen }, (_, i) => i),
+        slots: Int32Array.from({ length: ctxLen }, (_, i) => i),
+        ancestors: Array.from({ length: ctxLen }, (_, i) => Int32Array.from({ length: i }, (_, j) => j)),
+      };
+      await st.forward(pre);
+      st.kv.commit(pre.slots);
+      for (const R of [1, 4, 16]) {
+        const b: RowBatch = {
+          tokens: Int32Array.from({ length: R }, (_, i) => i + 5),
+          positions: new Int32Array(R).fill(ctxLen),
+          slots: Int32Array.from({ length: R }, (_, i) => 100 + i),
+          ancestors: Array.from({ length: R }, () => new Int32Array(0)),
+        };
+        await st.forward(b);
+        const times: number[] = [];
+        const n = Math.max(3, reps * 2);
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now();
+          await st.forward(b);
+          times.push(performance.now() - t0);
+        }
+        times.sort((a, c) => a - c);
+        stage.push({ model, format, rows: R, context: ctxLen, ms: times[Math.floor(n / 2)], profile: await st.profile(b) });
+      }
+      st.destroy();
+    }
+  }
+  dev.destroy();
+  return {
+    adapter: { description: ctx.description, features: { ...ctx.features }, info: { ...ctx.info } },
+    size,
+    method: `wall time (performance.now around submit + onSubmittedWorkDone) of N back-to-back dispatches in one command buffer; medians of ${reps} runs, each matvec run paired with a copy run just before it (ratio = median of per-pair ratios)`,
+    copy,
+    matvec,
+    stage,
+  };
+}
