@@ -7,9 +7,11 @@ import { readFileSync } from 'node:fs';
 import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
 import { openHarness, callInPage } from './harness.ts';
 import type { Outcome } from './pages/ring.ts';
-import type { MeshRunReport, MeshRunRequest, MeshStatus } from '../src/app/mesh-session.ts';
+import type { MeshRunReport, MeshStatus } from '../src/app/mesh-types.ts';
+import type { GenerationRequest } from '../src/app/engine.ts';
 import type { StageStatus } from '../src/app/stage-node.ts';
-import type { LocalRunReport, LocalRunRequest } from '../src/headless/local-run.ts';
+import type { LocalRunRequest } from '../src/headless/local-run.ts';
+import type { GenerationReport } from '../src/app/engine.ts';
 
 const PAGE = '/e2e/pages/ring.ts';
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
@@ -65,7 +67,7 @@ async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { 
   return { room, leader, stages: stagePages, stageIds };
 }
 
-const run = (m: Mesh, req: MeshRunRequest): Promise<MeshRunReport> => callInPage<MeshRunReport>(m.leader, PAGE, 'leaderGenerate', req);
+const run = (m: Mesh, req: GenerationRequest): Promise<MeshRunReport> => callInPage<MeshRunReport>(m.leader, PAGE, 'leaderGenerate', req);
 
 function describeRun(label: string, r: MeshRunReport): void {
   const hops = r.hops.map((h) => `${h.from}->${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
@@ -77,7 +79,7 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
   test.setTimeout(600_000);
   const ref = await tab(browsers[0], baseURL!);
   const demoReq = { prompt: 'In the beginning', maxNewTokens: 24, sampling: GREEDY, mode: 'pp' } as const;
-  const single = await callInPage<LocalRunReport>(ref, PAGE, 'single', { ...demoReq, modelUrl: DEMO, mode: 'single' } satisfies LocalRunRequest);
+  const single = await callInPage<GenerationReport>(ref, PAGE, 'single', { ...demoReq, modelUrl: DEMO, mode: 'single' } satisfies LocalRunRequest);
   expect(single.tokens.length).toBe(24);
   await ref.close();
 

@@ -3,7 +3,8 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { openHarness, callInPage } from './harness.ts';
-import type { LocalRunReport, LocalRunRequest } from '../src/headless/local-run.ts';
+import type { LocalRunRequest } from '../src/headless/local-run.ts';
+import type { GenerationReport } from '../src/app/engine.ts';
 
 interface Reference {
   promptIds: number[];
@@ -33,7 +34,7 @@ for (const name of ['tiny-llama', 'tiny-qwen2', 'tiny-bf16']) {
       mode: 'single',
       dumpLogits: ref.logits.length,
     };
-    const out = await callInPage<LocalRunReport>(page, '/src/headless/local-run.ts', 'runLocal', req);
+    const out = await callInPage<GenerationReport>(page, '/src/headless/local-run.ts', 'runLocal', req);
     const expected = untilEos(ref.greedyTokens, `public/fixtures/${name}`);
     expect(out.tokens).toEqual(expected);
     expect(out.stopReason).toBe(expected.length < ref.greedyTokens.length ? 'eos' : 'length');
@@ -53,7 +54,7 @@ for (const name of ['tiny-llama', 'tiny-qwen2', 'tiny-bf16']) {
 test('plain pipeline parallelism over 3 local stages gives the same tokens as one stage', async ({ page }) => {
   const ref = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as Reference;
   await openHarness(page);
-  const out = await callInPage<LocalRunReport>(page, '/src/headless/local-run.ts', 'runLocal', {
+  const out = await callInPage<GenerationReport>(page, '/src/headless/local-run.ts', 'runLocal', {
     modelUrl: '/fixtures/tiny-llama/',
     promptIds: ref.promptIds,
     maxNewTokens: 16,
@@ -67,7 +68,7 @@ test('plain pipeline parallelism over 3 local stages gives the same tokens as on
 
 test('a bad prompt id gets a clear error', async ({ page }) => {
   await openHarness(page);
-  const err = await callInPage<LocalRunReport>(page, '/src/headless/local-run.ts', 'runLocal', {
+  const err = await callInPage<GenerationReport>(page, '/src/headless/local-run.ts', 'runLocal', {
     modelUrl: '/fixtures/tiny-llama/',
     promptIds: [1, 99999],
     maxNewTokens: 2,
@@ -88,7 +89,7 @@ test('bundled demo-target: greedy continuations equal the ones PyTorch recorded 
   const ref = JSON.parse(readFileSync('public/models/demo-target/reference.json', 'utf8')) as DemoReference;
   await openHarness(page);
   for (const c of ref.cases) {
-    const out = await callInPage<LocalRunReport>(page, '/src/headless/local-run.ts', 'runLocal', {
+    const out = await callInPage<GenerationReport>(page, '/src/headless/local-run.ts', 'runLocal', {
       modelUrl: '/models/demo-target/',
       prompt: c.prompt,
       maxNewTokens: c.greedyTokens.length,

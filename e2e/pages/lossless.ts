@@ -1,8 +1,8 @@
 // Runs every mode over local stages of one tab on the same prompts, for the losslessness test:
-// the model is loaded once, an engine is built per stage count, and each run's tokens come back.
-import { loadModel, urlSource } from '../../src/model/index.ts';
-import { LocalEngine, type DraftKind } from '../../src/app/local-engine.ts';
-import { reservedSlots, type GenerateMetrics, type Mode } from '../../src/speculative/scheduler.ts';
+// an engine is loaded per stage count, and each run's tokens come back.
+import { createEngine } from '../../src/app/create-engine.ts';
+import type { DraftKind } from '../../src/app/modes.ts';
+import type { GenerateMetrics, Mode } from '../../src/speculative/scheduler.ts';
 import type { SamplingSettings } from '../../src/speculative/sampling.ts';
 
 export interface LosslessCase {
@@ -29,34 +29,21 @@ export interface LosslessRun extends LosslessCase {
 }
 
 export async function runLossless(req: LosslessRequest): Promise<LosslessRun[]> {
-  const [model, draft] = await Promise.all([loadModel(urlSource(req.modelUrl)), loadModel(urlSource(req.draftUrl), { tokenizer: false })]);
-  if (!model.tokenizer) throw new Error('the target needs a tokenizer');
-  const prompts = req.prompts.map((p) => model.tokenizer!.encode(p));
-  const longest = Math.max(...prompts.map((p) => p.length)) + req.maxNewTokens + 1;
   const runs: LosslessRun[] = [];
   for (const stages of [...new Set(req.cases.map((c) => c.stages))]) {
-    const cases = req.cases.filter((c) => c.stages === stages);
-    const numSlots = longest + Math.max(...cases.map((c) => reservedSlots(c.mode, stages, { width: c.width })));
-    const engine = await LocalEngine.create(model, { stages, numSlots, draft });
+    const engine = createEngine({ model: req.modelUrl, draft: req.draftUrl, stages });
     try {
-      for (const c of cases) {
-        for (const [pi, prompt] of prompts.entries()) {
+      await engine.load();
+      for (const c of req.cases.filter((x) => x.stages === stages)) {
+        for (const [pi, prompt] of req.prompts.entries()) {
           for (const [si, sampling] of req.samplings.entries()) {
-            const r = await engine.run({
-              mode: c.mode,
-              prompt,
-              maxNewTokens: req.maxNewTokens,
-              eosTokens: model.spec.eosTokenIds,
-              sampling,
-              draft: c.draft,
-              width: c.width,
-            });
+            const r = await engine.generate({ mode: c.mode, prompt, maxNewTokens: req.maxNewTokens, sampling, draft: c.draft, width: c.width }).report;
             runs.push({ ...c, prompt: pi, sampling: si, tokens: r.tokens, metrics: r.metrics });
           }
         }
       }
     } finally {
-      engine.destroy();
+      engine.dispose();
     }
   }
   return runs;

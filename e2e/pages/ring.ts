@@ -1,7 +1,8 @@
 // Browser side of e2e/ring-pipeline.spec.ts: the CLI's mesh tab (src/headless/mesh-page.ts) with quick
 // loss detection, plus a single-tab reference run and a bad-message sender.
 import * as tab from '../../src/headless/mesh-page.ts';
-import { runLocal, type LocalRunReport, type LocalRunRequest } from '../../src/headless/local-run.ts';
+import { runLocal, type LocalRunRequest } from '../../src/headless/local-run.ts';
+import type { GenerationReport } from '../../src/app/engine.ts';
 import { encodeMessage, PROTOCOL_VERSION } from '../../src/mesh/protocol.ts';
 
 export type { Outcome } from '../../src/headless/mesh-page.ts';
@@ -20,7 +21,7 @@ export function stageStart(o: Omit<tab.StageArgs, 'tuning'>): ReturnType<typeof 
 }
 
 /** Reference: the same request in this tab, all layers local. */
-export function single(req: LocalRunRequest): Promise<LocalRunReport> {
+export function single(req: LocalRunRequest): Promise<GenerationReport> {
   return runLocal(req);
 }
 

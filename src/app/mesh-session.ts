@@ -4,7 +4,7 @@
 // re-assigned and loaded, and generation goes on as a new request whose prompt is the prompt plus
 // the tokens committed so far. Sampling uniforms are keyed to absolute positions, so the output is
 // the one an undisturbed run gives.
-import { isSpeculative, treeShape } from './modes.ts';
+import { checkTreeShape, DEFAULT_MAX_CONTEXT, isSpeculative, kvSlotsFor, treeShape, type DraftKind } from './modes.ts';
 import { SignalClient } from '../mesh/signal-client.ts';
 import { Ring } from '../mesh/ring.ts';
 import type { LinkCloseEvent } from '../mesh/peer.ts';
@@ -13,22 +13,25 @@ import { loadModel, tensorNamesForRole, urlSource, type LoadedModel } from '../m
 import type { StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
-import { buildStage } from '../pipeline/gpu-stages.ts';
 import { describeRole, splitLayersWithin } from '../pipeline/layers.ts';
 import { RingPipeline } from '../mesh/ring-pipeline.ts';
-import { generate, reservedSlots } from '../speculative/scheduler.ts';
+import { generate } from '../speculative/scheduler.ts';
 import { percentile } from '../common/numerics.ts';
-import { speculativeSource, type DraftKind } from './local-engine.ts';
+import { SpecpipeError, errorMessage } from '../common/errors.ts';
+import { buildDraftStage, loadDraft, speculativeSource } from './draft.ts';
 import { promptIdsOf, tokensPerSecond } from './generation.ts';
 import { startStageNode, type StageNode } from './stage-node.ts';
 import { mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
-import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshRunRequest, MeshStatus, StageWork } from './mesh-types.ts';
+import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshStatus, StageWork } from './mesh-types.ts';
 
 export type * from './mesh-types.ts';
+import type { GenerationRequest } from './engine.ts';
 
 /** A stage tab went away (or misbehaved) while the leader needed it. */
-export class StageLostError extends Error {
-  override readonly name = 'StageLostError';
+export class StageLostError extends SpecpipeError {
+  constructor(message: string) {
+    super('stage-lost', message);
+  }
 }
 
 type Info = Extract<MeshMessage, { type: 'info' }>;
@@ -53,7 +56,8 @@ export class MeshSession {
   private recovering: Promise<void> | null = null;
   private busy = false;
   private closed = false;
-  private loadMs = 0;
+  /** Time open() took: joining, waiting for the stage tabs, loading their layers. */
+  loadMs = 0;
   private readonly numSlots: number;
   private draft: { ctx: GpuContext; stage: Stage } | null = null;
   private readonly closedSignal = new AbortController();
@@ -61,14 +65,13 @@ export class MeshSession {
 
   private constructor(
     private readonly opts: MeshOpenOptions,
-    private readonly model: LoadedModel,
+    /** The target's config and tokenizer (the leader reads them; stages load the weights). */
+    readonly model: LoadedModel,
     private readonly signal: SignalClient,
   ) {
     this.modelUrl = absoluteUrl(opts.modelUrl);
     this.status = { phase: 'forming', room: opts.room, stages: [], hops: [], log: [], error: null };
-    const spec = model.spec;
-    const reserve = Math.max(reservedSlots('specpipe', opts.stages, { width: 4 }), reservedSlots('tree', opts.stages, { treeDepth: 8, treeWidth: 4 }));
-    this.numSlots = Math.min(spec.maxPositions, opts.maxContext ?? 1024) + reserve;
+    this.numSlots = kvSlotsFor(Math.min(model.spec.maxPositions, opts.maxContext ?? DEFAULT_MAX_CONTEXT), opts.stages);
   }
 
   /** Joins the room as leader, waits for the stage tabs, assigns and loads their layers. */
@@ -103,7 +106,7 @@ export class MeshSession {
   }
 
   /** Generates over the ring; survives lost stage tabs (see the top of this file). One at a time. */
-  async generate(req: MeshRunRequest, opts: MeshRunOptions = {}): Promise<MeshRunReport> {
+  async generate(req: GenerationRequest, opts: MeshRunOptions = {}): Promise<MeshRunReport> {
     if (this.busy) throw new Error('a generation is already running in this session');
     this.busy = true;
     try {
@@ -143,7 +146,7 @@ export class MeshSession {
         return new Promise<never>(() => undefined);
       },
       (e: unknown) => {
-        throw new Error(`this tab could not hold a stage: ${errorText(e)}`);
+        throw new Error(`this tab could not hold a stage: ${errorMessage(e)}`);
       },
     );
   }
@@ -159,17 +162,17 @@ export class MeshSession {
 
   // ------------------------------------------------------------------ generation
 
-  private async run(req: MeshRunRequest, opts: MeshRunOptions): Promise<MeshRunReport> {
+  private async run(req: GenerationRequest, opts: MeshRunOptions): Promise<MeshRunReport> {
     await this.settle();
     const spec = this.model.spec;
-    const promptIds = promptIdsOf(this.model, this.modelUrl, req);
+    const promptIds = promptIdsOf(this.model, req);
+    checkTreeShape(req.width, req.depth);
     const kind: DraftKind = isSpeculative(req.mode) ? (req.draft ?? (this.opts.draftUrl ? 'model' : 'none')) : 'none';
     if (kind === 'model') await this.ensureDraft();
     const committed: number[] = [];
     const commitTimes: number[] = [];
     const trips: number[] = [];
     const streamer = this.model.tokenizer?.stream() ?? null;
-    let text = '';
     let recoveries = 0;
     const t0 = performance.now();
     for (;;) {
@@ -196,8 +199,7 @@ export class MeshSession {
           onToken: (token, _index, hit) => {
             committed.push(token);
             commitTimes.push(performance.now());
-            if (streamer) text += streamer.push(token);
-            opts.onToken?.(token, streamer ? text : null, hit);
+            opts.onToken?.({ token, index: committed.length - 1, text: streamer?.push(token) ?? '', hit });
           },
         });
         trips.push(...pipeline.tripsMs);
@@ -216,6 +218,7 @@ export class MeshSession {
           weightBytes: this.status.stages.reduce((a, s) => a + s.weightBytes, 0),
           timings: { loadMs: this.loadMs, generateMs: end - t0, ttftMs: m.ttftMs, tbtP50Ms: m.tbtP50Ms, tbtP95Ms: m.tbtP95Ms, tokensPerSecond: tokensPerSecond(committed.length, m) },
           metrics: m,
+          stageBusyMs: stageStats.map((s) => s.busyMs),
           warnings: this.model.warnings,
           hops,
           stageStats,
@@ -226,7 +229,7 @@ export class MeshSession {
       } catch (e) {
         trips.push(...pipeline.tripsMs);
         if (this.losses === lossesBefore || this.closed || ++recoveries > MAX_RECOVERIES) throw e;
-        this.log(`generation interrupted after ${committed.length} token(s) (${errorText(e)}); it continues on the re-formed ring`);
+        this.log(`generation interrupted after ${committed.length} token(s) (${errorMessage(e)}); it continues on the re-formed ring`);
       } finally {
         pipeline.dispose();
         this.active = null;
@@ -244,14 +247,15 @@ export class MeshSession {
   private async ensureDraft(): Promise<void> {
     if (this.draft) return;
     if (!this.opts.draftUrl) throw new Error('no draft model URL was given (open the session with draftUrl, or use the n-gram source)');
-    const draft = await loadModel(urlSource(absoluteUrl(this.opts.draftUrl)), { tokenizer: false });
-    if (draft.spec.vocabSize !== this.model.spec.vocabSize) {
-      throw new Error(`draft vocabulary ${draft.spec.vocabSize} differs from the target's ${this.model.spec.vocabSize}: they must share a tokenizer`);
-    }
+    const draft = await loadDraft(urlSource(absoluteUrl(this.opts.draftUrl)), this.model);
     const ctx = await createGpuContext();
     try {
-      const role: StageRole = { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true };
-      this.draft = { ctx, stage: await buildStage(ctx, draft, role, { numSlots: this.numSlots }) };
+      this.draft = { ctx, stage: await buildDraftStage(ctx, draft, this.numSlots) };
+      void ctx.lost.then((e) => {
+        if (this.closed) return;
+        this.draft = null;
+        this.fail(e);
+      });
     } catch (e) {
       ctx.device.destroy();
       throw e;
@@ -446,7 +450,7 @@ export class MeshSession {
   }
 
   private fail(e: unknown): void {
-    this.status.error = errorText(e);
+    this.status.error = errorMessage(e);
     this.log(`failed: ${this.status.error}`);
     if (!this.closed) this.setPhase('failed');
   }
@@ -489,6 +493,3 @@ function absoluteUrl(url: string): string {
   return typeof location === 'undefined' ? url : new URL(url, location.href).href;
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

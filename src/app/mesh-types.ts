@@ -2,13 +2,12 @@
 // reports. The chat page and the command line code against these.
 import type { LinkTuning } from '../mesh/peer.ts';
 import type { PayloadDtype } from '../mesh/protocol.ts';
-import type { Mode } from '../speculative/scheduler.ts';
-import type { SamplingSettings } from '../speculative/sampling.ts';
-import type { DraftKind } from './local-engine.ts';
-import type { LocalRunReport } from './generation.ts';
+import type { GenerationReport, TokenEvent } from './engine.ts';
 
+/** Where the mesh is: forming the ring, loading layers, ready, generating, replacing a lost stage, closed or failed. */
 export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
 
+/** One stage of the ring as the leader sees it: who, which layers, which device, how far loaded. */
 export interface MeshStageView {
   id: string;
   name: string;
@@ -31,6 +30,7 @@ export interface HopLatency {
   samples: number;
 }
 
+/** The mesh as the leader reports it after every change (the chat page's mesh view draws it). */
 export interface MeshStatus {
   phase: MeshPhase;
   room: string;
@@ -43,6 +43,7 @@ export interface MeshStatus {
   error: string | null;
 }
 
+/** How the leader forms its mesh: the room, how many stages, the model, the wire and the split. */
 export interface MeshOpenOptions {
   room: string;
   secret?: string;
@@ -72,27 +73,12 @@ export interface MeshOpenOptions {
   onStatus?: (s: MeshStatus) => void;
 }
 
-export interface MeshRunRequest {
-  prompt?: string;
-  promptIds?: number[];
-  maxNewTokens: number;
-  sampling: SamplingSettings;
-  mode: Mode;
-  /** specpipe/tree source (default: the draft model when draftUrl was given, else none). */
-  draft?: DraftKind;
-  width?: number;
-  depth?: number;
-}
-
 export interface MeshRunOptions {
-  /**
-   * Every committed token, with the text so far (null without a tokenizer) and whether the next
-   * token was already in flight (a hit: see GenerateOptions.onToken).
-   */
-  onToken?: (token: number, text: string | null, hit: boolean) => void;
+  onToken?: (e: TokenEvent) => void;
   signal?: AbortSignal;
 }
 
+/** What one stage did during a generation. */
 export interface StageWork {
   id: string;
   role: string | null;
@@ -104,7 +90,8 @@ export interface StageWork {
   busyFraction: number;
 }
 
-export interface MeshRunReport extends Omit<LocalRunReport, 'logits'> {
+/** A generation's report on the mesh: per-hop round trips and per-stage work besides the usual. */
+export interface MeshRunReport extends Omit<GenerationReport, 'logits'> {
   hops: HopLatency[];
   stageStats: StageWork[];
   /** Times the ring was re-formed during this generation. */

@@ -12,9 +12,12 @@ import { buildStage } from '../pipeline/gpu-stages.ts';
 import { describeRole } from '../pipeline/layers.ts';
 import { RingStage } from '../mesh/ring-stage.ts';
 import { measureMatvecGbps } from './speed-probe.ts';
+import { errorMessage } from '../common/errors.ts';
 
+/** Where a stage is: measuring its speed, joining, waiting for a leader, loading, serving, or done. */
 export type StagePhase = 'benchmark' | 'joining' | 'waiting' | 'loading' | 'ready' | 'leader-gone' | 'failed' | 'closed';
 
+/** A stage's state as it reports it (the stage tab's page draws it). */
 export interface StageStatus {
   phase: StagePhase;
   /** This tab's id in the room ('' before joining). */
@@ -31,6 +34,7 @@ export interface StageStatus {
   message: string;
 }
 
+/** How a stage joins a room. */
 export interface StageNodeOptions {
   room: string;
   secret?: string;
@@ -44,6 +48,7 @@ export interface StageNodeOptions {
   memoryBytes?: number;
 }
 
+/** A running stage: its id in the room and a way to leave. */
 export interface StageNode {
   readonly id: string;
   readonly status: StageStatus;
@@ -72,7 +77,7 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     update({ device: ctx.description, gbps: await measureMatvecGbps(ctx), phase: 'joining', message: `joining room "${opts.room}"` });
     signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'stage', name: opts.name ?? '' } });
   } catch (e) {
-    update({ phase: 'failed', message: errorText(e) });
+    update({ phase: 'failed', message: errorMessage(e) });
     throw e;
   }
   update({ id: signal.id, phase: 'waiting', message: 'waiting for the leader to form the ring' });
@@ -83,7 +88,7 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
   } catch (e) {
     signal.close();
     ctx.device.destroy();
-    update({ phase: 'failed', message: errorText(e) });
+    update({ phase: 'failed', message: errorMessage(e) });
     throw e;
   }
   return new StageTab(ring, ringOptions, signal, ctx, status, update, opts.memoryBytes ?? 0);
@@ -155,7 +160,7 @@ class StageTab implements StageNode {
       this.update({ phase: 'waiting', message: 'joined the new leader\'s ring' });
       this.attach(ring);
     } catch (e) {
-      if (!this.closed) this.update({ phase: 'failed', message: errorText(e) });
+      if (!this.closed) this.update({ phase: 'failed', message: errorMessage(e) });
     }
   }
 
@@ -234,12 +239,9 @@ class StageTab implements StageNode {
       await this.toLeader({ type: 'loaded', load: m.load, weightBytes: this.loaded.stage.weightBytes, ms: performance.now() - t0, error: '' });
     } catch (e) {
       this.model = null; // a failed read is not cached
-      this.update({ phase: 'failed', message: `loading ${describeRole(role)} failed: ${errorText(e)}` });
-      await this.toLeader({ type: 'loaded', load: m.load, weightBytes: 0, ms: performance.now() - t0, error: errorText(e).slice(0, 900) }).catch(() => undefined);
+      this.update({ phase: 'failed', message: `loading ${describeRole(role)} failed: ${errorMessage(e)}` });
+      await this.toLeader({ type: 'loaded', load: m.load, weightBytes: 0, ms: performance.now() - t0, error: errorMessage(e).slice(0, 900) }).catch(() => undefined);
     }
   }
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

@@ -16,6 +16,7 @@ import { checkLossless, conditionsText, formatTable, htmlReport, meshRun, progre
 import type { BenchPageResult, BenchRequest, BenchRun } from '../headless/bench-run.ts';
 import { MODES, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../speculative/scheduler.ts';
+import { errorMessage } from '../common/errors.ts';
 
 const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
 
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
             await mesh.close();
           }
         } catch (e) {
-          failures.push(`${stages} stages, hop delay ${hopDelayMs} ms: ${e instanceof Error ? e.message : String(e)}`);
+          failures.push(`${stages} stages, hop delay ${hopDelayMs} ms: ${errorMessage(e)}`);
           process.stderr.write(`\nbench: FAILED ${failures[failures.length - 1]}\n`);
           await leader.close().catch(() => undefined);
         }
@@ -162,6 +163,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`\nbench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`\nbench: ${errorMessage(e)}\n`);
   process.exit(1);
 });

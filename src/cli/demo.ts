@@ -13,6 +13,7 @@ import { LiveStats, statsLine, type LiveEvent } from '../app/live-stats.ts';
 import type { DemoReport, DemoRequest } from '../headless/demo-run.ts';
 import { DRAFT_KINDS, MODES, isSpeculative, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../speculative/scheduler.ts';
+import { errorMessage } from '../common/errors.ts';
 
 const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...SAMPLING_ARGS];
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
@@ -106,6 +107,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`demo: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`demo: ${errorMessage(e)}\n`);
   process.exit(1);
 });

@@ -7,9 +7,11 @@
 // over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips.
 import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
-import type { LocalRunReport, LocalRunRequest } from '../headless/local-run.ts';
+import type { LocalRunRequest } from '../headless/local-run.ts';
+import type { GenerationReport } from '../app/engine.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import { formMesh } from './mesh-tabs.ts';
+import { errorMessage } from '../common/errors.ts';
 
 const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage'];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
           const path = '/src/headless/local-run.ts';
           const m = (await import(/* @vite-ignore */ path)) as typeof import('../headless/local-run.ts');
           return m.runLocal(r);
-        }, req)) as LocalRunReport);
+        }, req)) as GenerationReport);
     if (json) {
       process.stdout.write(JSON.stringify(report) + '\n');
     } else {
@@ -92,6 +94,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`generate: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`generate: ${errorMessage(e)}\n`);
   process.exit(1);
 });

@@ -3,7 +3,8 @@
 import type { Page } from '@playwright/test';
 import type { PageHost } from './page-host.ts';
 import type { LeaderArgs, Outcome, StageArgs } from '../headless/mesh-page.ts';
-import type { MeshRunReport, MeshRunRequest } from '../app/mesh-session.ts';
+import type { MeshRunReport } from '../app/mesh-types.ts';
+import type { GenerationRequest } from '../app/engine.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
 const MODULE = '/src/headless/mesh-page.ts';
@@ -13,7 +14,7 @@ export interface Mesh {
   leader: Page;
   stages: Page[];
   /** One generation on the leader (text streams through window.__specpipeStream if exposed). */
-  generate(req: MeshRunRequest): Promise<MeshRunReport>;
+  generate(req: GenerationRequest): Promise<MeshRunReport>;
   /** Closes the stage tabs and the leader tab. */
   close(): Promise<void>;
 }

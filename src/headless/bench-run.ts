@@ -1,9 +1,10 @@
 // Page side of `npm run bench` with local stages: every mode on every prompt, one model load per
-// stage count (single: its own one-stage engine). The mesh variant runs over MeshSession instead.
-import { openEngine, type LocalEngine } from '../app/local-engine.ts';
-import { isSpeculative, treeShape, type DraftKind } from '../app/modes.ts';
+// stage count (single: its own one-stage engine). The mesh variant runs over the mesh engine instead.
+import { createEngine } from '../app/create-engine.ts';
+import type { TabEngine } from '../app/tab-engine.ts';
+import { isSpeculative, type DraftKind } from '../app/modes.ts';
 import { LiveStats } from '../app/live-stats.ts';
-import { reservedSlots, type GenerateMetrics, type Mode } from '../speculative/scheduler.ts';
+import type { GenerateMetrics, Mode } from '../speculative/scheduler.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
 
 export interface BenchRequest {
@@ -48,24 +49,17 @@ declare global {
   }
 }
 
-async function runAll(engine: LocalEngine, req: BenchRequest, modes: Mode[], out: BenchRun[]): Promise<void> {
-  const tokenizer = engine.model.tokenizer;
+async function runAll(engine: TabEngine, req: BenchRequest, modes: Mode[], out: BenchRun[]): Promise<void> {
+  const tokenizer = engine.info?.tokenizer;
   if (!tokenizer) throw new Error(`${req.modelUrl} has no tokenizer.json`);
   for (const mode of modes) {
     for (const [i, text] of req.prompts.entries()) {
       const speculative = isSpeculative(mode);
       const live = new LiveStats(engine.numStages, speculative);
-      const r = await engine.run({
-        mode,
-        prompt: tokenizer.encode(text),
-        maxNewTokens: req.tokens,
-        eosTokens: engine.model.spec.eosTokenIds,
-        sampling: req.sampling,
-        draft: speculative ? req.draft : 'none',
-        ...treeShape(req.width, req.depth),
-        onToken: (_t, _i, hit) => live.token(performance.now(), hit),
-        onPacket: (_s, p) => live.packet(p),
-      });
+      const r = await engine.generate(
+        { mode, prompt: text, maxNewTokens: req.tokens, sampling: req.sampling, draft: speculative ? req.draft : 'none', width: req.width, depth: req.depth },
+        { onToken: (t) => live.token(performance.now(), t.hit), onPacket: (_s, p) => live.packet(p) },
+      ).report;
       const snap = live.snapshot();
       out.push({
         mode,
@@ -85,8 +79,6 @@ async function runAll(engine: LocalEngine, req: BenchRequest, modes: Mode[], out
 
 export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   const runs: BenchRun[] = [];
-  const reserve = Math.max(...req.modes.map((m) => reservedSlots(m, req.stages, treeShape(req.width, req.depth))));
-  const numSlots = (spec: { maxPositions: number }): number => spec.maxPositions + reserve;
   const groups: [number, Mode[]][] = [
     [1, req.modes.filter((m) => m === 'single')],
     [req.stages, req.modes.filter((m) => m !== 'single')],
@@ -96,13 +88,14 @@ export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   for (const [count, modes] of groups) {
     if (modes.length === 0) continue;
     const needsDraft = req.draft === 'model' && modes.some((m) => isSpeculative(m));
-    const engine = await openEngine({ modelUrl: req.modelUrl, draftUrl: needsDraft ? req.draftUrl : null, stages: count, numSlots });
+    const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count });
     try {
-      adapter = engine.adapter;
-      if (count === req.stages || stages.length === 0) stages = engine.stageDescriptions;
+      const info = await engine.load();
+      adapter = info.adapter;
+      if (count === req.stages || stages.length === 0) stages = info.stages;
       await runAll(engine, req, modes, runs);
     } finally {
-      engine.destroy();
+      engine.dispose();
     }
   }
   return { adapter, stages, runs };

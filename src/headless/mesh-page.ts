@@ -1,18 +1,22 @@
 // Browser side of a mesh driven from Node (the generate CLI, e2e/ring-pipeline.spec.ts): one tab is
-// the leader (MeshSession) or a stage (startStageNode). Node calls these exports with
+// the leader (a mesh Engine) or a stage (startStageNode). Node calls these exports with
 // page.evaluate; the state of this tab's node lives in the module.
-import { MeshSession, type MeshOpenOptions, type MeshRunReport, type MeshRunRequest, type MeshStatus } from '../app/mesh-session.ts';
+import { createEngine } from '../app/create-engine.ts';
+import type { MeshEngine, MeshEngineOptions } from '../app/mesh-engine.ts';
+import type { MeshRunReport, MeshStatus } from '../app/mesh-types.ts';
+import type { GenerationRequest } from '../app/engine.ts';
 import { startStageNode, type StageNode, type StageNodeOptions, type StageStatus } from '../app/stage-node.ts';
 import { SignallingError } from '../mesh/signal-client.ts';
+import { errorMessage } from '../common/errors.ts';
 
-let session: Promise<MeshSession> | null = null;
+let leader: { engine: MeshEngine; loaded: Promise<unknown> } | null = null;
 let leaderStatus: MeshStatus | null = null;
 let tokensSoFar = 0;
 let stage: StageNode | null = null;
 let stageStatus: StageStatus | null = null;
 
 export type Outcome = { ok: true } | { error: string };
-export type LeaderArgs = Omit<MeshOpenOptions, 'onStatus'>;
+export type LeaderArgs = Omit<MeshEngineOptions, 'onStatus'>;
 export type StageArgs = Omit<StageNodeOptions, 'onStatus'>;
 
 declare global {
@@ -23,32 +27,32 @@ declare global {
 
 /** Leader: starts opening the session (it waits for the stage tabs); leaderReady tells how it went. */
 export function leaderStart(o: LeaderArgs): void {
-  session = MeshSession.open({ ...o, onStatus: (s) => (leaderStatus = s) });
-  session.catch(() => undefined);
+  const engine = createEngine({ placement: 'mesh', ...o, onStatus: (s) => (leaderStatus = s) });
+  const loaded = engine.load();
+  loaded.catch(() => undefined);
+  leader = { engine, loaded };
 }
 
 export async function leaderReady(): Promise<Outcome> {
   try {
-    await need(session);
+    await need(leader).loaded;
     return { ok: true };
   } catch (e) {
-    return { error: e instanceof Error ? e.message : String(e) };
+    return { error: errorMessage(e) };
   }
 }
 
 /** Leader: one generation; streams text through window.__specpipeStream when the host exposed it. */
-export async function leaderGenerate(req: MeshRunRequest): Promise<MeshRunReport> {
+export async function leaderGenerate(req: GenerationRequest): Promise<MeshRunReport> {
   tokensSoFar = 0;
-  let shown = 0;
-  return (await need(session)).generate(req, {
-    onToken: (_token, text) => {
+  const { engine, loaded } = need(leader);
+  await loaded;
+  return engine.generate(req, {
+    onToken: (t) => {
       tokensSoFar++;
-      if (text !== null && window.__specpipeStream) {
-        window.__specpipeStream(text.slice(shown));
-        shown = text.length;
-      }
+      if (t.text) window.__specpipeStream?.(t.text);
     },
-  });
+  }).report;
 }
 
 /** Leader: tokens committed so far in the running generation. */
@@ -66,7 +70,7 @@ export async function stageStart(o: StageArgs): Promise<{ id: string } | { error
     stage = await startStageNode({ ...o, onStatus: (s) => (stageStatus = s) });
     return { id: stage.id };
   } catch (e) {
-    return { error: e instanceof Error ? e.message : String(e), code: e instanceof SignallingError ? e.code : '' };
+    return { error: errorMessage(e), code: e instanceof SignallingError ? e.code : '' };
   }
 }
 

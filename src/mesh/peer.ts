@@ -9,6 +9,7 @@ import { Emitter } from './emitter.ts';
 import { FrameAssembler, FrameSender, FramingError, DEFAULT_FRAME_BYTES, type ByteChannel } from './framing.ts';
 import { decodeHeader, decodeMessage, encodeMessage, ProtocolError, LIMITS, type MeshMessage } from './protocol.ts';
 import type { IceServerConfig } from './signal-client.ts';
+import { errorMessage } from '../common/errors.ts';
 
 /** Streams of a link: ring traffic (prev -> next), leader<->stage traffic, and the link's own control. */
 export const LANE = { ring: 0, direct: 1, control: 2 } as const;
@@ -173,7 +174,7 @@ export class Link extends Emitter<LinkEvents> {
     try {
       this.peer.signal(data);
     } catch (e) {
-      this.close('connect-failed', `bad signal from ${this.remote}: ${e instanceof Error ? e.message : String(e)}`, false);
+      this.close('connect-failed', `bad signal from ${this.remote}: ${errorMessage(e)}`, false);
     }
   }
 

@@ -6,6 +6,7 @@ import type { EncodeOptions, MeshMessage, PayloadDtype } from './protocol.ts';
 import type { StageRole } from '../model/types.ts';
 import type { RequestConfig } from '../pipeline/contract.ts';
 import { StageRunner, type StageCompute, type StageStats } from '../pipeline/stage-runner.ts';
+import { errorMessage } from '../common/errors.ts';
 
 /** A stage's compute whose KV can be emptied for a new request (src/gpu's Stage). */
 export interface ResettableCompute extends StageCompute {
@@ -103,7 +104,7 @@ export class RingStage {
       (out) => {
         if (!f.live) return;
         const sent = 'level' in out ? this.port.sendNext({ type: 'level', packet: out.level }, { dtype: c.wire }) : this.port.sendNext({ type: 'result', packet: out.result });
-        sent.catch((e: unknown) => this.onError(new Error(`request ${config.request}: could not pass a packet on: ${e instanceof Error ? e.message : String(e)}`)));
+        sent.catch((e: unknown) => this.onError(new Error(`request ${config.request}: could not pass a packet on: ${errorMessage(e)}`)));
       },
       () => {
         f.lastAt = performance.now();

@@ -12,6 +12,7 @@ export interface SamplingSettings {
   seed: number;
 }
 
+/** Greedy decoding: always the most likely token. */
 export const GREEDY: SamplingSettings = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 
 /**

@@ -16,6 +16,7 @@ import { SlotAllocator } from './slots.ts';
 import type { FrontierNode, SourceNode, SpeculativeSource } from './source.ts';
 import { TokenTree, type Candidate, type TreeNode } from './tree.ts';
 
+/** Decoding modes: SpecPipe, plain pipeline parallelism, static tree speculation, one stage. */
 export type Mode = 'specpipe' | 'pp' | 'tree' | 'single';
 
 export interface GenerateOptions {
@@ -53,8 +54,10 @@ export interface GenerateOptions {
   now?: () => number;
 }
 
+/** Why a generation ended: end-of-sequence token, length limit, or abort. */
 export type StopReason = 'eos' | 'length' | 'abort';
 
+/** How a generation went: timings, hits and misses, tokens per step against the bound, draft cost. */
 export interface GenerateMetrics {
   mode: Mode;
   stages: number;

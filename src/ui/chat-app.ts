@@ -2,16 +2,16 @@
 // with the target's stages in this tab (LocalSession) or in the room's stage tabs (MeshBackend).
 import { urlSource } from '../model/index.ts';
 import { tokensPerSecond } from '../app/generation.ts';
-import type { LocalEngine } from '../app/local-engine.ts';
-import type { PacketTrace } from '../pipeline/stage-runner.ts';
 import type { GenerateMetrics } from '../speculative/scheduler.ts';
 import { LiveStats } from '../app/live-stats.ts';
-import { isSpeculative, treeShape } from '../app/modes.ts';
-import { byId, el, errorText } from './dom.ts';
+import { isSpeculative } from '../app/modes.ts';
+import type { EnginePhase } from '../app/engine.ts';
+import type { MeshEngine } from '../app/mesh-engine.ts';
+import { byId, el } from './dom.ts';
+import { errorMessage } from '../common/errors.ts';
 import { parseSettings, type ChatSettings } from './settings.ts';
 import { LocalSession, type LoadedSession, type ModelChoice } from './local-session.ts';
 import { MeshBackend } from './mesh-backend.ts';
-import type { MeshSession } from '../app/mesh-session.ts';
 import { renderMeshView } from './mesh-view.ts';
 import { ProgressBars } from './progress.ts';
 import { renderStats } from './stats-panel.ts';
@@ -154,7 +154,7 @@ export class ChatApp {
     } catch (e) {
       this.ui.status.textContent = ac.signal.aborted ? 'stopped' : 'error';
       if (!ac.signal.aborted) {
-        this.ui.error.textContent = errorText(e);
+        this.ui.error.textContent = errorMessage(e);
         this.ui.error.hidden = false;
       }
     } finally {
@@ -174,21 +174,29 @@ export class ChatApp {
       draft: wantsDraft ? choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles) : null,
       stages: s.placement === 'tab' ? s.stages : 1,
       context: s.context,
-      onProgress: (part, done, total) => {
+      onProgress: ({ part, done, total }) => {
         if (!fresh) this.ui.progress.clear();
         fresh = true;
         this.ui.progress.update(part, done, total);
       },
+      onPhase: (phase, error) => this.onEnginePhase(phase, error),
       signal,
     });
-    const e = loaded.engine;
-    const spec = e.model.spec;
+    const info = loaded.engine.info!;
     this.ui.modelInfo.textContent =
-      `${spec.numLayers} layers, vocabulary ${spec.vocabSize}, ${(e.weightBytes / 2 ** 20).toFixed(1)} MiB of target weights on ${e.adapter}; ` +
-      `stages in this tab: ${e.stageDescriptions.join(' | ')}; ${e.hasDraft ? 'draft model loaded' : 'no draft model'}; ` +
+      `${info.spec.numLayers} layers, vocabulary ${info.spec.vocabSize}, ${(info.weightBytes / 2 ** 20).toFixed(1)} MiB of target weights on ${info.adapter}; ` +
+      `stages in this tab: ${info.stages.join(' | ')}; ${wantsDraft ? 'draft model loaded' : 'no draft model'}; ` +
       (loaded.template ? 'chat template: yes' : 'plain continuation (no chat template)');
     if (fresh) this.ui.status.textContent = `model ready (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`;
     return loaded;
+  }
+
+  /** A lost GPU device fails the engine: say so (the next load makes a new one). */
+  private onEnginePhase(phase: EnginePhase, error: Error | null): void {
+    if (phase !== 'failed' || !error) return;
+    this.ui.status.textContent = 'error';
+    this.ui.error.textContent = `${error.message} Load the model again (or reload the page) to go on.`;
+    this.ui.error.hidden = false;
   }
 
   private async submit(): Promise<void> {
@@ -211,58 +219,45 @@ export class ChatApp {
   /** Stages in this tab. `show` adds the turn and returns the prompt text (chat template applied). */
   private async runHere(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
     const { engine, template } = await this.load(s, signal);
-    const tokenizer = engine.model.tokenizer!;
+    const tokenizer = engine.info!.tokenizer!;
     const prompt = show(template);
     const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
     const speculative = isSpeculative(s.mode);
     const live = new LiveStats(engine.numStages, speculative && s.draft !== 'none');
     const trace: PipelineTrace = { stages: engine.numStages, packets: [], commits: [] };
     const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab`]);
-    const streamer = tokenizer.stream();
     this.ui.status.textContent = `generating (${s.mode})…`;
-    const result = await this.runEngine(engine, s, promptIds, signal, {
-      onToken: (tok, hit) => {
-        out.textContent += streamer.push(tok);
-        live.token(performance.now(), hit);
-        trace.commits.push(hit);
-        painter.schedule();
+    const result = await engine.generate(
+      { mode: s.mode, promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, draft: s.draft, width: s.width, depth: s.depth },
+      {
+        signal,
+        onToken: (t) => {
+          out.textContent += t.text;
+          live.token(performance.now(), t.hit);
+          trace.commits.push(t.hit);
+          painter.schedule();
+        },
+        onPacket: (stage, packet) => {
+          live.packet(packet);
+          trace.packets.push({ stage, packet });
+          if (trace.packets.length > 4096) trace.packets.splice(0, 2048);
+          painter.schedule();
+        },
       },
-      onPacket: (stage, packet) => {
-        live.packet(packet);
-        trace.packets.push({ stage, packet });
-        if (trace.packets.length > 4096) trace.packets.splice(0, 2048);
-        painter.schedule();
-      },
-    });
+    ).report;
     painter.finish([...finalRows(result.metrics, result.tokens.length, result.stopReason), ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')]]);
     this.ui.status.textContent = `done: ${result.tokens.length} tokens (${result.stopReason})`;
     return template;
   }
 
-  private runEngine(engine: LocalEngine, s: ChatSettings, promptIds: number[], signal: AbortSignal, on: { onToken: (tok: number, hit: boolean) => void; onPacket: (stage: number, p: PacketTrace) => void }) {
-    const speculative = isSpeculative(s.mode);
-    return engine.run({
-      mode: s.mode,
-      prompt: promptIds,
-      maxNewTokens: s.maxTokens,
-      eosTokens: engine.model.spec.eosTokenIds,
-      sampling: s.sampling,
-      draft: speculative ? s.draft : 'none',
-      ...treeShape(s.width, s.depth),
-      signal,
-      onToken: (tok, _i, hit) => on.onToken(tok, hit),
-      onPacket: on.onPacket,
-    });
-  }
-
   /** The mesh session over the room's stage tabs (waits for them to join and load). */
-  private async openMesh(s: ChatSettings, signal: AbortSignal): Promise<{ session: MeshSession; modelUrl: string }> {
+  private async openMesh(s: ChatSettings, signal: AbortSignal): Promise<{ engine: MeshEngine; modelUrl: string }> {
     const target = choice(this.ui.modelForm, 'target-url', this.ui.targetFiles);
     if (target.kind !== 'url') throw new Error('Stage tabs fetch the model themselves: give a model URL that every tab can reach (picked files stay in this tab).');
     const draft = choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles);
     const modelUrl = new URL(target.url, location.href).href;
     this.ui.status.textContent = `waiting for ${s.stages} stage tab(s) to join and load…`;
-    const session = await this.mesh.ensure({
+    const engine = await this.mesh.ensure({
       modelUrl,
       draftUrl: draft.kind === 'url' && s.draft === 'model' ? new URL(draft.url, location.href).href : null,
       stages: s.stages,
@@ -272,29 +267,32 @@ export class ChatApp {
       signal,
     });
     this.ui.status.textContent = `${s.stages} stage tab(s) ready`;
-    return { session, modelUrl };
+    return { engine, modelUrl };
   }
 
   /** Stages in the room's stage tabs (MeshSession); the leader (this tab) runs the draft. */
   private async runMesh(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
-    const { session, modelUrl } = await this.openMesh(s, signal);
+    const { engine, modelUrl } = await this.openMesh(s, signal);
     const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
     const live = new LiveStats(s.stages, isSpeculative(s.mode) && s.draft !== 'none');
     const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms`]);
     this.ui.status.textContent = `generating (${s.mode}, mesh)…`;
-    const report = await session.generate(
-      { prompt, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth },
+    const tokenizer = engine.info!.tokenizer;
+    if (!tokenizer) throw new Error('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
+    const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
+    const report = await engine.generate(
+      { promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth },
       {
         signal,
-        onToken: (_tok, textSoFar, hit) => {
-          out.textContent = textSoFar ?? '';
-          live.token(performance.now(), hit);
+        onToken: (t) => {
+          out.textContent += t.text;
+          live.token(performance.now(), t.hit);
           painter.schedule();
         },
       },
-    );
-    renderMeshView(this.ui.meshView, session.status);
+    ).report;
+    if (engine.status) renderMeshView(this.ui.meshView, engine.status);
     painter.finish([
       ...finalRows(report.metrics, report.tokens.length, report.stopReason),
       ['stage busy', report.stageStats.map((st) => `${(st.busyFraction * 100).toFixed(0)}%`).join(' / ')],

@@ -17,6 +17,3 @@ export function byId<T extends HTMLElement>(id: string, type: { new (): T; proto
   return e;
 }
 
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

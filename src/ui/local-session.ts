@@ -1,11 +1,11 @@
-// The chat page's model in this tab: which files or URLs, loaded once and kept until the model,
-// the draft, the stage count or the context changes.
-import { loadModel, urlSource, fileSource, type LoadedModel, type ModelSource } from '../model/index.ts';
-import { LocalEngine, type LoadProgress } from '../app/local-engine.ts';
-import { reservedSlots } from '../speculative/scheduler.ts';
+// The chat page's model in this tab: which files or URLs, loaded once into a tab engine and kept
+// until the model, the draft, the stage count or the context changes (or the engine fails).
+import { urlSource, fileSource, type ModelSource } from '../model/index.ts';
+import { createEngine } from '../app/create-engine.ts';
+import type { TabEngine } from '../app/tab-engine.ts';
+import type { EnginePhase, LoadProgress } from '../app/engine.ts';
+import { BadRequestError } from '../common/errors.ts';
 import { chatTemplateOf, type ChatTemplate } from './chat-template.ts';
-import { MAX_DEPTH, MAX_WIDTH } from './settings.ts';
-import { errorText } from './dom.ts';
 
 export type ModelChoice = { kind: 'url'; url: string } | { kind: 'files'; files: File[] };
 
@@ -15,12 +15,14 @@ export interface SessionRequest {
   draft: ModelChoice | null;
   stages: number;
   context: number;
-  onProgress?: LoadProgress;
+  onProgress?: (p: LoadProgress) => void;
+  /** The engine's phase changes (a lost GPU device turns it 'failed'). */
+  onPhase?: (phase: EnginePhase, error: Error | null) => void;
   signal?: AbortSignal;
 }
 
 export interface LoadedSession {
-  engine: LocalEngine;
+  engine: TabEngine;
   /** null: plain continuation (the model has no chat template). */
   template: ChatTemplate | null;
 }
@@ -33,22 +35,12 @@ function keyOf(c: ModelChoice | null): string {
 
 function sourceOf(c: ModelChoice): ModelSource {
   if (c.kind === 'files') {
-    if (c.files.length === 0) throw new Error('no files picked');
+    if (c.files.length === 0) throw new BadRequestError('no files picked');
     return fileSource(c.files);
   }
-  if (c.url.trim() === '') throw new Error('the model URL is empty');
+  if (c.url.trim() === '') throw new BadRequestError('the model URL is empty');
   // Relative URLs (the bundled models) resolve against the page.
   return urlSource(new URL(c.url.trim(), location.href).href);
-}
-
-async function open(what: string, c: ModelChoice, tokenizer: boolean, signal?: AbortSignal): Promise<LoadedModel> {
-  const where = c.kind === 'url' ? c.url : `${c.files.length} picked files`;
-  try {
-    return await loadModel(sourceOf(c), { tokenizer, signal });
-  } catch (e) {
-    if (signal?.aborted) throw e;
-    throw new Error(`Could not load the ${what} model from ${where}: ${errorText(e)}`);
-  }
 }
 
 export class LocalSession {
@@ -57,25 +49,24 @@ export class LocalSession {
   /** The loaded engine for `req`, reusing the current one when nothing that matters changed. */
   async ensure(req: SessionRequest): Promise<LoadedSession> {
     const key = [keyOf(req.target), keyOf(req.draft), req.stages, req.context].join('\n');
-    if (this.current?.key === key) return this.current;
+    if (this.current?.key === key && this.current.engine.phase !== 'failed') return this.current;
     this.unload();
-    const target = await open('target', req.target, true, req.signal);
-    if (!target.tokenizer) throw new Error('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
-    const template = chatTemplateOf(await target.source.readOptionalJson('tokenizer_config.json', req.signal));
-    const draft = req.draft ? await open('draft', req.draft, false, req.signal) : null;
-    // Room for the largest tree the settings allow, in either speculative mode.
-    const reserve = Math.max(
-      reservedSlots('specpipe', req.stages, { width: MAX_WIDTH, maxDepth: MAX_DEPTH }),
-      reservedSlots('tree', req.stages, { treeWidth: MAX_WIDTH, treeDepth: MAX_DEPTH }),
-    );
-    const numSlots = Math.min(target.spec.maxPositions, req.context) + reserve;
-    const engine = await LocalEngine.create(target, { stages: req.stages, numSlots, draft, onProgress: req.onProgress, signal: req.signal });
-    this.current = { key, engine, template };
-    return this.current;
+    const target = sourceOf(req.target);
+    const engine = createEngine({ model: target, draft: req.draft ? sourceOf(req.draft) : null, stages: req.stages, maxContext: req.context, onPhase: req.onPhase });
+    try {
+      const info = await engine.load({ onProgress: req.onProgress, signal: req.signal });
+      if (!info.tokenizer) throw new BadRequestError('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
+      const template = chatTemplateOf(await target.readOptionalJson('tokenizer_config.json', req.signal));
+      this.current = { key, engine, template };
+      return this.current;
+    } catch (e) {
+      engine.dispose();
+      throw e;
+    }
   }
 
   unload(): void {
-    this.current?.engine.destroy();
+    this.current?.engine.dispose();
     this.current = null;
   }
 }

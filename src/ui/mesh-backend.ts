@@ -1,8 +1,10 @@
-// The chat page's mesh: a MeshSession over stage tabs in this room, opened when first needed and
-// re-opened when the model, stage count or hop delay changes.
-import { MeshSession, type MeshStatus } from '../app/mesh-session.ts';
-import type { RoomParams } from './room.ts';
+// The chat page's mesh: a mesh engine over stage tabs and hosts in this room, loaded when first
+// needed and re-created when the model, stage count or hop delay changes.
+import { createEngine } from '../app/create-engine.ts';
+import type { MeshEngine } from '../app/mesh-engine.ts';
+import type { MeshStatus } from '../app/mesh-types.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
+import type { RoomParams } from './room.ts';
 
 export interface MeshRequest {
   modelUrl: string;
@@ -15,16 +17,18 @@ export interface MeshRequest {
 }
 
 export class MeshBackend {
-  private current: { key: string; session: MeshSession } | null = null;
+  private current: { key: string; engine: MeshEngine } | null = null;
 
   constructor(private readonly room: RoomParams) {}
 
-  /** The open session for `req`; waits (abortable) until enough stage tabs have joined and loaded. */
-  async ensure(req: MeshRequest): Promise<MeshSession> {
+  /** The loaded engine for `req`; waits (abortable) until enough stages have joined and loaded. */
+  async ensure(req: MeshRequest): Promise<MeshEngine> {
     const key = [req.modelUrl, req.draftUrl, req.stages, req.hopDelayMs, req.context].join('\n');
-    if (this.current?.key === key && this.current.session.status.phase !== 'failed' && this.current.session.status.phase !== 'closed') return this.current.session;
+    const phase = this.current?.engine.phase;
+    if (this.current?.key === key && phase !== 'failed' && phase !== 'closed') return this.current.engine;
     this.close();
-    const opening = MeshSession.open({
+    const engine = createEngine({
+      placement: 'mesh',
       room: this.room.room,
       secret: this.room.secret,
       stages: req.stages,
@@ -36,24 +40,18 @@ export class MeshBackend {
       tuning: TAB_LINK_TUNING,
       onStatus: req.onStatus,
     });
-    // open() has no signal: on stop, stop waiting and close the session if it opens later.
-    const aborted = new Promise<never>((_, reject) => {
-      const stop = (): void => reject(new DOMException('stopped while waiting for stage tabs', 'AbortError'));
-      if (req.signal.aborted) stop();
-      req.signal.addEventListener('abort', stop, { once: true });
-    });
     try {
-      const session = await Promise.race([opening, aborted]);
-      this.current = { key, session };
-      return session;
+      await engine.load({ signal: req.signal });
+      this.current = { key, engine };
+      return engine;
     } catch (e) {
-      opening.then((s) => s.close()).catch(() => undefined);
+      engine.dispose();
       throw e;
     }
   }
 
   close(): void {
-    this.current?.session.close();
+    this.current?.engine.dispose();
     this.current = null;
   }
 }

@@ -1,11 +1,7 @@
 // The settings form, read and validated into what a generation needs. Pure: tested in Node.
 import type { Mode } from '../speculative/scheduler.ts';
-import { MODES, DRAFT_KINDS, type DraftKind } from '../app/modes.ts';
+import { MODES, DRAFT_KINDS, MAX_DEPTH, MAX_WIDTH, type DraftKind } from '../app/modes.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
-
-/** UI caps on W and depth: the engine reserves KV slots for the largest tree they allow. */
-export const MAX_WIDTH = 8;
-export const MAX_DEPTH = 8;
 
 export type Placement = 'tab' | 'mesh';
 

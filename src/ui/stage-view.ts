@@ -1,6 +1,7 @@
 // A stage tab (/?room=NAME&stage): lends this tab's GPU to a leader's ring and shows its status.
 import { startStageNode, type StageStatus } from '../app/stage-node.ts';
-import { el, errorText } from './dom.ts';
+import { el } from './dom.ts';
+import { errorMessage } from '../common/errors.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 
 function render(root: HTMLElement, s: StageStatus): void {
@@ -30,5 +31,5 @@ export function startStageView(root: HTMLElement, room: string, secret: string |
   );
   startStageNode({ room, secret, tuning: TAB_LINK_TUNING, name: navigator.userAgent.includes('Mobile') ? 'phone' : 'tab', onStatus: (s) => render(status, s) })
     .then((node) => addEventListener('pagehide', () => node.close()))
-    .catch((e: unknown) => status.replaceChildren(el('p', { class: 'warn', id: 'stage-message' }, `This tab could not join: ${errorText(e)}`)));
+    .catch((e: unknown) => status.replaceChildren(el('p', { class: 'warn', id: 'stage-message' }, `This tab could not join: ${errorMessage(e)}`)));
 }

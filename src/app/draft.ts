@@ -1,0 +1,49 @@
+// The leader's speculative source: the draft model on a whole-model GPU stage of its own, or the
+// n-gram source. Shared by the tab engine and the mesh leader.
+import { loadModel, type LoadedModel, type ModelSource } from '../model/index.ts';
+import type { StageRole } from '../model/types.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { Stage } from '../gpu/stage.ts';
+import { buildStage } from '../pipeline/gpu-stages.ts';
+import { DraftModelSource, type DraftModel } from '../speculative/draft-source.ts';
+import { NgramSource } from '../speculative/ngram-source.ts';
+import type { SpeculativeSource } from '../speculative/source.ts';
+import { BadRequestError, ModelFormatError } from '../common/errors.ts';
+import type { DraftKind } from './modes.ts';
+
+const GREEDY_ROW = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+
+/** A whole-model Stage as the draft source's model (greedy rows: the source only reads logits). */
+export function draftModelOf(stage: Stage, vocabSize: number): DraftModel {
+  return {
+    vocabSize,
+    forward: (rows) => stage.forward({ ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) }),
+    commitSlots: (s) => stage.kv.commit(s),
+    releaseSlots: (s) => stage.kv.release(s),
+    resetSlots: () => stage.kv.reset(),
+  };
+}
+
+/** The source a run asks for (default: the draft model if one is loaded, else none). */
+export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage | null, vocabSize: number): SpeculativeSource | null {
+  const k = kind ?? (draftStage ? 'model' : 'none');
+  if (k === 'ngram') return new NgramSource();
+  if (k === 'none') return null;
+  if (!draftStage) throw new BadRequestError('no draft model is loaded (give one, or use the n-gram source)');
+  return new DraftModelSource(draftModelOf(draftStage, vocabSize));
+}
+
+/** Loads a draft model's config (no tokenizer: it shares the target's) and checks the vocabulary. */
+export async function loadDraft(source: ModelSource, target: LoadedModel, signal?: AbortSignal): Promise<LoadedModel> {
+  const draft = await loadModel(source, { tokenizer: false, signal });
+  if (draft.spec.vocabSize !== target.spec.vocabSize) {
+    throw new ModelFormatError(`draft vocabulary ${draft.spec.vocabSize} differs from the target's ${target.spec.vocabSize}: they must share a tokenizer`);
+  }
+  return draft;
+}
+
+/** Uploads the whole draft model as one stage (embed + all layers + head). */
+export function buildDraftStage(ctx: GpuContext, draft: LoadedModel, numSlots: number, opts: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Stage> {
+  const role: StageRole = { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true };
+  return buildStage(ctx, draft, role, { numSlots, ...opts });
+}

@@ -1,0 +1,188 @@
+// The one door to text generation: every caller (the chat page, the command line, the demo, the
+// bench, library users) loads, generates and disposes through this interface, whether the model's
+// stages sit in this tab (TabEngine) or in stage tabs and hosts of a mesh (MeshEngine).
+import type { ModelSpec } from '../model/types.ts';
+import type { TextTokenizer } from '../model/tokenizer.ts';
+import type { PacketTrace } from '../pipeline/stage-runner.ts';
+import type { SamplingSettings } from '../speculative/sampling.ts';
+import type { GenerateMetrics, Mode, StopReason } from '../speculative/scheduler.ts';
+import type { DraftKind } from './modes.ts';
+
+/** What to generate. */
+export interface GenerationRequest {
+  /** Text, encoded with the model's tokenizer. Give this or `promptIds`. */
+  prompt?: string;
+  /** Token ids (for models without a tokenizer, or exact control). */
+  promptIds?: number[];
+  maxNewTokens: number;
+  /** Temperature, top-k, top-p and the seed; the same seed gives the same text in every mode. */
+  sampling: SamplingSettings;
+  /** 'single' (one stage), 'pp' (plain pipeline), 'tree' (static token tree) or 'specpipe'. */
+  mode: Mode;
+  /** The speculative source of specpipe/tree (default: the draft model when one was given, else none). */
+  draft?: DraftKind;
+  /** Node budget per step W (specpipe) or the static tree's width (tree). */
+  width?: number;
+  /** Depth limit of the speculative tree. */
+  depth?: number;
+}
+
+/** One committed token, as it streams. */
+export interface TokenEvent {
+  token: number;
+  /** 0-based index among the generated tokens. */
+  index: number;
+  /** The text this token adds ('' without a tokenizer, or while a multi-byte character is incomplete). */
+  text: string;
+  /** Whether the next token was already in flight when this one was committed (a speculation hit). */
+  hit: boolean;
+}
+
+/** Timings of one generation, ms. */
+export interface GenerationTimings {
+  loadMs: number;
+  generateMs: number;
+  ttftMs: number | null;
+  tbtP50Ms: number | null;
+  tbtP95Ms: number | null;
+  /** Decode rate after the first token. */
+  tokensPerSecond: number | null;
+}
+
+/** What one generation produced, and how it went. */
+export interface GenerationReport {
+  tokens: number[];
+  /** The generated text (null without a tokenizer). */
+  text: string | null;
+  promptIds: number[];
+  stopReason: StopReason;
+  /** Each stage's layers, in ring order ('layers 0-3 + head'). */
+  stages: string[];
+  /** The GPU adapter(s) the stages ran on. */
+  adapter: string;
+  /** Bytes of target weights on the GPU, all stages. */
+  weightBytes: number;
+  timings: GenerationTimings;
+  metrics: GenerateMetrics;
+  /** Busy (computing) time per stage, ms (stages in this tab; stage tabs report theirs in `stageStats`). */
+  stageBusyMs: number[];
+  /** Load-time notes about the model (e.g. tensors converted). */
+  warnings: string[];
+  /** Full logits of the first `dumpLogits` generated tokens, when asked (single / pp, in this tab). */
+  logits?: number[][];
+}
+
+/** Per-call options of generate(). */
+export interface GenerateCallOptions {
+  /** Stops the generation: the stream ends and `report` resolves with stopReason 'abort'. */
+  signal?: AbortSignal;
+  /** Called for every committed token (the same events the stream yields). */
+  onToken?: (e: TokenEvent) => void;
+  /** Observes every level each stage in this tab computes (the chat page's pipeline picture). */
+  onPacket?: (stage: number, trace: PacketTrace) => void;
+  /** Also return the full logits of the first N generated tokens (single / pp, in this tab). */
+  dumpLogits?: number;
+}
+
+/** A running generation: iterate it for tokens as they commit; `report` resolves at the end. */
+export interface Generation<R extends GenerationReport = GenerationReport> extends AsyncIterable<TokenEvent> {
+  readonly report: Promise<R>;
+}
+
+/** Bytes loaded so far of one part ('target', 'stage 2/4', 'draft', or a stage tab's name). */
+export interface LoadProgress {
+  part: string;
+  done: number;
+  total: number;
+}
+
+/** Options of load(): progress per part, and a signal to stop loading. */
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** What a loaded engine holds. */
+export interface EngineInfo {
+  spec: ModelSpec;
+  /** null when the model came without tokenizer.json (prompts must then be token ids). */
+  tokenizer: TextTokenizer | null;
+  stages: string[];
+  adapter: string;
+  weightBytes: number;
+  loadMs: number;
+}
+
+/** Where an engine is in its life cycle. */
+export type EnginePhase = 'idle' | 'loading' | 'ready' | 'generating' | 'failed' | 'closed';
+
+/**
+ * A language model ready to generate, wherever its stages are.
+ *
+ * Life cycle: load() once (with progress), then generate() any number of times, one at a time,
+ * then dispose(). A lost GPU device or a failed mesh moves the engine to phase 'failed': later
+ * calls reject with the error that caused it (a DeviceLostError, a StageLostError, ...).
+ */
+export interface Engine<R extends GenerationReport = GenerationReport> {
+  readonly placement: 'tab' | 'mesh';
+  readonly phase: EnginePhase;
+  /** Set after load() resolves. */
+  readonly info: EngineInfo | null;
+  load(opts?: LoadOptions): Promise<EngineInfo>;
+  generate(req: GenerationRequest, opts?: GenerateCallOptions): Generation<R>;
+  dispose(): void;
+}
+
+/**
+ * Adapts a run that reports tokens through a callback to a Generation: events are queued for the
+ * iterator (nothing is lost if the caller iterates late or not at all).
+ */
+export class TokenStream<R extends GenerationReport> implements Generation<R> {
+  readonly report: Promise<R>;
+  private readonly queue: TokenEvent[] = [];
+  private finished = false;
+  private failure: { error: unknown } | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(run: (emit: (e: TokenEvent) => void) => Promise<R>) {
+    const emit = (e: TokenEvent): void => {
+      this.queue.push(e);
+      this.notify();
+    };
+    // A run that throws at once fails the report like one that rejects later.
+    this.report = new Promise<R>((resolve) => resolve(run(emit))).then(
+      (r) => {
+        this.finished = true;
+        this.notify();
+        return r;
+      },
+      (error: unknown) => {
+        this.failure = { error };
+        this.finished = true;
+        this.notify();
+        throw error;
+      },
+    );
+    // A caller that only iterates learns of a failure from the iterator.
+    this.report.catch(() => undefined);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<TokenEvent> {
+    let next = 0;
+    for (;;) {
+      if (next < this.queue.length) {
+        yield this.queue[next++];
+        continue;
+      }
+      if (this.failure) throw this.failure.error;
+      if (this.finished) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}

@@ -1,0 +1,278 @@
+// The Engine with every stage in this tab: the target split into local stages on this tab's GPU
+// device (chained in memory), plus the draft model or the n-gram source for specpipe/tree. Kept
+// across generations; the chat page, `npm run generate`, the demo and the bench use it.
+import { loadModel, urlSource, type LoadedModel, type ModelSource } from '../model/index.ts';
+import type { StageRole } from '../model/types.ts';
+import { createGpuContext, type GpuContext } from '../gpu/device.ts';
+import type { Stage } from '../gpu/stage.ts';
+import { buildStage } from '../pipeline/gpu-stages.ts';
+import { splitLayers, describeRole } from '../pipeline/layers.ts';
+import { LocalPipeline } from '../pipeline/local-pipeline.ts';
+import type { LevelPacket, Pipeline, ResultPacket } from '../pipeline/contract.ts';
+import { generate } from '../speculative/scheduler.ts';
+import { BadRequestError } from '../common/errors.ts';
+import { buildDraftStage, loadDraft, speculativeSource } from './draft.ts';
+import { DEFAULT_MAX_CONTEXT, checkTreeShape, isSpeculative, kvSlotsFor, treeShape } from './modes.ts';
+import { promptIdsOf, tokensPerSecond } from './generation.ts';
+import {
+  TokenStream,
+  type Engine,
+  type EngineInfo,
+  type EnginePhase,
+  type GenerateCallOptions,
+  type Generation,
+  type GenerationReport,
+  type GenerationRequest,
+  type LoadOptions,
+  type TokenEvent,
+} from './engine.ts';
+
+/** A model by URL (a folder with config.json, absolute or relative to the page) or any ModelSource. */
+export type ModelLocation = string | ModelSource;
+
+/** What a tab engine loads: the target, an optional draft, how many stages, how long a context. */
+export interface TabEngineOptions {
+  model: ModelLocation;
+  /** The draft model for specpipe/tree (it must share the target's tokenizer). */
+  draft?: ModelLocation | null;
+  /** Target stages in this tab (default 1: all layers in one stage). */
+  stages?: number;
+  /** Longest prompt + output the KV cache holds (default min(model maximum, 1024)). */
+  maxContext?: number;
+  /** Called whenever the phase changes (e.g. to 'failed' when the GPU device is lost). */
+  onPhase?: (phase: EnginePhase, error: Error | null) => void;
+}
+
+interface Loaded {
+  ctx: GpuContext;
+  model: LoadedModel;
+  roles: StageRole[];
+  stages: Stage[];
+  draftStage: Stage | null;
+  numSlots: number;
+  info: EngineInfo;
+}
+
+/** The Engine with every stage in this tab (see the top of this file). */
+export class TabEngine implements Engine {
+  readonly placement = 'tab';
+  phase: EnginePhase = 'idle';
+  /** Why the engine failed (phase 'failed'), or null. */
+  error: Error | null = null;
+  private loaded: Loaded | null = null;
+
+  constructor(private readonly opts: TabEngineOptions) {
+    const stages = opts.stages ?? 1;
+    if (!Number.isInteger(stages) || stages < 1) throw new BadRequestError('stages must be a whole number >= 1');
+  }
+
+  get info(): EngineInfo | null {
+    return this.loaded?.info ?? null;
+  }
+
+  /** The loaded target (spec, tokenizer, source); null before load(). */
+  get model(): LoadedModel | null {
+    return this.loaded?.model ?? null;
+  }
+
+  get numStages(): number {
+    return this.opts.stages ?? 1;
+  }
+
+  /** Reads the target's config and tokenizer, uploads its stages (and the draft) to a new GPU device. */
+  async load(o: LoadOptions = {}): Promise<EngineInfo> {
+    if (this.phase !== 'idle') throw new BadRequestError(`load() was already called (phase ${this.phase})`);
+    this.setPhase('loading');
+    const t0 = performance.now();
+    let ctx: GpuContext | null = null;
+    const built: Stage[] = [];
+    try {
+      const model = await described('target', this.opts.model, () => loadModel(sourceOf(this.opts.model), { signal: o.signal }));
+      const draftAt = this.opts.draft;
+      const draft = draftAt ? await described('draft', draftAt, () => loadDraft(sourceOf(draftAt), model, o.signal)) : null;
+      const numSlots = kvSlotsFor(Math.min(model.spec.maxPositions, this.opts.maxContext ?? DEFAULT_MAX_CONTEXT), this.numStages);
+      ctx = await createGpuContext();
+      const roles = splitLayers(model.spec.numLayers, new Array(this.numStages).fill(1));
+      for (const [i, role] of roles.entries()) {
+        const part = roles.length === 1 ? 'target' : `stage ${i + 1}/${roles.length}`;
+        built.push(await buildStage(ctx, model, role, { numSlots, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part, done, total }) }));
+      }
+      const draftStage = draft ? await buildDraftStage(ctx, draft, numSlots, { signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part: 'draft', done, total }) }) : null;
+      const info: EngineInfo = {
+        spec: model.spec,
+        tokenizer: model.tokenizer,
+        stages: roles.map(describeRole),
+        adapter: ctx.description,
+        weightBytes: built.reduce((a, s) => a + s.weightBytes, 0),
+        loadMs: performance.now() - t0,
+      };
+      this.loaded = { ctx, model, roles, stages: built, draftStage, numSlots, info };
+      if ((this.phase as EnginePhase) === 'closed') throw new DOMException('the engine was disposed while loading', 'AbortError');
+      void ctx.lost.then((e) => this.fail(e));
+      this.setPhase('ready');
+      return info;
+    } catch (e) {
+      for (const s of built) s.destroy();
+      ctx?.device.destroy();
+      this.loaded = null;
+      if ((this.phase as EnginePhase) !== 'closed') this.setPhase(o.signal?.aborted ? 'closed' : 'failed', e);
+      throw e;
+    }
+  }
+
+  generate(req: GenerationRequest, opts: GenerateCallOptions = {}): Generation {
+    return new TokenStream((emit) => this.run(req, opts, emit));
+  }
+
+  dispose(): void {
+    if (this.phase === 'closed') return;
+    const l = this.loaded;
+    this.loaded = null;
+    this.setPhase('closed');
+    if (!l) return;
+    for (const s of l.stages) s.destroy();
+    l.draftStage?.destroy();
+    l.ctx.device.destroy();
+  }
+
+  private async run(req: GenerationRequest, o: GenerateCallOptions, emit: (e: TokenEvent) => void): Promise<GenerationReport> {
+    const l = this.ready();
+    const { model, stages, roles } = l;
+    const promptIds = promptIdsOf(model, req);
+    if (o.dumpLogits && isSpeculative(req.mode)) throw new BadRequestError('logits can be dumped with mode single or pp');
+    if (req.mode === 'single' && stages.length !== 1) throw new BadRequestError(`mode single needs a one-stage engine (this one has ${stages.length})`);
+    checkTreeShape(req.width, req.depth);
+    this.setPhase('generating');
+    try {
+      for (const s of stages) s.kv.reset();
+      const local = new LocalPipeline(stages.map((compute, i) => ({ compute, role: roles[i] })), l.numSlots);
+      if (o.onPacket) local.onPacket = o.onPacket;
+      const logitsByPosition = new Map<number, Float32Array>();
+      const pipeline = o.dumpLogits ? tapLogits(local, logitsByPosition) : local;
+      const streamer = model.tokenizer?.stream() ?? null;
+      const t0 = performance.now();
+      try {
+        const result = await generate(pipeline, {
+          mode: req.mode,
+          prompt: promptIds,
+          maxNewTokens: req.maxNewTokens,
+          eosTokens: model.spec.eosTokenIds,
+          sampling: req.sampling,
+          source: isSpeculative(req.mode) ? speculativeSource(req.draft, l.draftStage, model.spec.vocabSize) : null,
+          ...treeShape(req.width, req.depth),
+          signal: o.signal,
+          onToken: (token, index, hit) => {
+            const e: TokenEvent = { token, index, text: streamer?.push(token) ?? '', hit };
+            emit(e);
+            o.onToken?.(e);
+          },
+        });
+        const m = result.metrics;
+        const report: GenerationReport = {
+          tokens: result.tokens,
+          text: model.tokenizer ? model.tokenizer.decode(result.tokens) : null,
+          promptIds,
+          stopReason: result.stopReason,
+          stages: l.info.stages,
+          adapter: l.info.adapter,
+          weightBytes: l.info.weightBytes,
+          timings: {
+            loadMs: l.info.loadMs,
+            generateMs: performance.now() - t0,
+            ttftMs: m.ttftMs,
+            tbtP50Ms: m.tbtP50Ms,
+            tbtP95Ms: m.tbtP95Ms,
+            tokensPerSecond: tokensPerSecond(result.tokens.length, m),
+          },
+          metrics: m,
+          stageBusyMs: local.stats.map((s) => s.busyMs),
+          warnings: model.warnings,
+        };
+        if (o.dumpLogits) report.logits = collectLogits(logitsByPosition, promptIds.length, Math.min(o.dumpLogits, result.tokens.length));
+        return report;
+      } finally {
+        // The final verdict is still travelling: it must not land on the next run's fresh KV.
+        await local.drained();
+      }
+    } catch (e) {
+      throw this.error ?? e;
+    } finally {
+      if (this.phase === 'generating') this.setPhase('ready');
+    }
+  }
+
+  private ready(): Loaded {
+    if (this.phase === 'failed' && this.error) throw this.error;
+    if (this.phase === 'generating') throw new BadRequestError('a generation is already running on this engine');
+    if (!this.loaded || this.phase !== 'ready') throw new BadRequestError(this.phase === 'closed' ? 'the engine was disposed' : 'call load() first');
+    return this.loaded;
+  }
+
+  private fail(e: Error): void {
+    if (this.phase !== 'closed') this.setPhase('failed', e);
+  }
+
+  private setPhase(phase: EnginePhase, cause?: unknown): void {
+    this.phase = phase;
+    if (phase === 'failed') this.error = cause instanceof Error ? cause : new Error(String(cause));
+    this.opts.onPhase?.(phase, phase === 'failed' ? this.error : null);
+  }
+}
+
+/** Runs a model load; a failure says which model and where, keeping the error's type. */
+async function described<T>(what: string, at: ModelLocation, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    if (e instanceof Error && e.name !== 'AbortError') e.message = `Could not load the ${what} model from ${typeof at === 'string' ? at : at.description}: ${e.message}`;
+    throw e;
+  }
+}
+
+function sourceOf(m: ModelLocation): ModelSource {
+  if (typeof m !== 'string') return m;
+  if (m.trim() === '') throw new BadRequestError('the model URL is empty');
+  // Relative URLs (the bundled models) resolve against the page.
+  const base = typeof location !== 'undefined' ? location.href : undefined;
+  return urlSource(new URL(m.trim(), base).href);
+}
+
+/** Wraps a pipeline to ask the last stage for every row's logits and keep them by position. */
+function tapLogits(inner: Pipeline, byPosition: Map<number, Float32Array>): Pipeline {
+  const positionOf = new Map<number, number>();
+  return {
+    get numStages() {
+      return inner.numStages;
+    },
+    get numSlots() {
+      return inner.numSlots;
+    },
+    begin: (c) => inner.begin(c),
+    credit: () => inner.credit(),
+    send(level: LevelPacket) {
+      for (const r of level.rows) positionOf.set(r.node, r.position);
+      inner.send({ ...level, logitsRows: level.rows.map((_, i) => i) });
+    },
+    onResult(handler: (r: ResultPacket) => void) {
+      return inner.onResult((r) => {
+        if (r.logits) {
+          const V = r.logits.length / Math.max(1, r.logitsRows.length);
+          r.logitsRows.forEach((node, i) => byPosition.set(positionOf.get(node)!, r.logits!.slice(i * V, (i + 1) * V)));
+        }
+        handler(r);
+      });
+    },
+    waitForProgress: (s) => inner.waitForProgress(s),
+    stepCount: () => inner.stepCount(),
+  };
+}
+
+function collectLogits(byPosition: Map<number, Float32Array>, promptLength: number, count: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < count; i++) {
+    const l = byPosition.get(promptLength - 1 + i);
+    if (!l) throw new Error(`no logits recorded for generated token ${i}`);
+    out.push(Array.from(l));
+  }
+  return out;
+}
