@@ -119,6 +119,14 @@ class StageTab implements StageNode {
       void this.toLeader({ type: 'error', code: 'stage-error', message: e.message.slice(0, 900) }).catch(() => undefined);
     };
     this.attach(ring);
+    // A lost device loses the layers: leave like a closed tab, so the leader re-forms the ring.
+    void ctx.lost.then((e) => {
+      if (this.closed) return;
+      this.update({ phase: 'failed', message: e.message });
+      void this.toLeader({ type: 'error', code: 'device-lost', message: e.message.slice(0, 900) })
+        .catch(() => undefined)
+        .finally(() => this.close(e.message));
+    });
   }
 
   /** Takes part in `ring` (the first one, or the next leader's) and tells its leader this tab's speed. */
