@@ -3,7 +3,7 @@
  * or across the tabs and hosts of a room, decoded with SpecPipe speculative pipelining.
  *
  * ```ts
- * import { createEngine } from 'specpipe-mesh';
+ * import { createEngine, DEFAULT_SAMPLING } from 'specpipe-mesh';
  * const engine = createEngine({ model: '/models/demo-target/', draft: '/models/demo-draft/' });
  * await engine.load({ onProgress: ({ part, done, total }) => console.log(part, done, total) });
  * const run = engine.generate({ prompt: 'The whale', maxNewTokens: 32, mode: 'specpipe', sampling: DEFAULT_SAMPLING });
@@ -36,7 +36,7 @@ export { startStageNode, type StageNode, type StageNodeOptions, type StageStatus
 export { MODES, DRAFT_KINDS, MAX_WIDTH, MAX_DEPTH, DEFAULT_MAX_CONTEXT, DEFAULT_SAMPLING, type DraftKind } from './app/modes.ts';
 export { GREEDY, type SamplingSettings } from './speculative/sampling.ts';
 export type { Mode, StopReason, GenerateMetrics } from './speculative/scheduler.ts';
-export { urlSource, fileSource, type ModelSource } from './model/index.ts';
+export { urlSource, fileSource, ModelSourceError, type ModelSource } from './model/index.ts';
 export {
   SpecpipeError,
   NoWebGPUError,

@@ -46,7 +46,8 @@ afterAll(() => {
 describe('npm start server', () => {
   it('prints URLs and a join link with the room and secret', () => {
     expect(output).toContain(`https://127.0.0.1:${port}/`);
-    expect(output).toMatch(/Join link: https:\/\/[\d.]+:\d+\/\?room=lan#secret=s3/);
+    expect(output).toMatch(/Join link for stage tabs: https:\/\/[\d.]+:\d+\/\?room=lan&stage#secret=s3/);
+    expect(output).toMatch(/Leader \(the chat page; open it first\): https:\/\/[\d.]+:\d+\/\?room=lan#secret=s3/);
   });
 
   it('serves dist/ over HTTPS with ranges and refuses traversal', async () => {

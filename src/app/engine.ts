@@ -78,7 +78,7 @@ export interface GenerateCallOptions {
   signal?: AbortSignal;
   /** Called for every committed token (the same events the stream yields). */
   onToken?: (e: TokenEvent) => void;
-  /** Observes every level each stage in this tab computes (the chat page's pipeline picture). */
+  /** Observes every level each stage in this tab computes (the chat page's pipeline picture; stage tabs do not report it). */
   onPacket?: (stage: number, trace: PacketTrace) => void;
   /** Also return the full logits of the first N generated tokens (single / pp, in this tab). */
   dumpLogits?: number;
@@ -142,7 +142,7 @@ export class TokenStream<R extends GenerationReport> implements Generation<R> {
   private readonly queue: TokenEvent[] = [];
   private finished = false;
   private failure: { error: unknown } | null = null;
-  private wake: (() => void) | null = null;
+  private wakers: (() => void)[] = [];
 
   constructor(run: (emit: (e: TokenEvent) => void) => Promise<R>) {
     const emit = (e: TokenEvent): void => {
@@ -176,13 +176,13 @@ export class TokenStream<R extends GenerationReport> implements Generation<R> {
       }
       if (this.failure) throw this.failure.error;
       if (this.finished) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      await new Promise<void>((resolve) => this.wakers.push(resolve));
     }
   }
 
   private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
+    const wakers = this.wakers;
+    this.wakers = [];
+    for (const w of wakers) w();
   }
 }

@@ -13,8 +13,8 @@ const PHASES: Record<MeshPhase, EnginePhase> = {
   loading: 'loading',
   ready: 'ready',
   generating: 'generating',
-  // A lost stage is being replaced; a running generation goes on afterwards.
-  recovering: 'generating',
+  // A lost stage is being replaced (a running generation goes on afterwards).
+  recovering: 'loading',
   failed: 'failed',
   closed: 'closed',
 };
@@ -71,6 +71,7 @@ export class MeshEngine implements Engine<MeshRunReport> {
   generate(req: GenerationRequest, o: GenerateCallOptions = {}): Generation<MeshRunReport> {
     return new TokenStream((emit) => {
       if (!this.session) throw new BadRequestError(this.closed ? 'the engine was disposed' : 'call load() first');
+      if (o.dumpLogits) throw new BadRequestError('logits can be dumped only with every stage in this tab');
       return this.session.generate(req, {
         signal: o.signal,
         onToken: (e) => {

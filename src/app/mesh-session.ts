@@ -17,7 +17,7 @@ import { describeRole, splitLayersWithin } from '../pipeline/layers.ts';
 import { RingPipeline } from '../mesh/ring-pipeline.ts';
 import { generate } from '../speculative/scheduler.ts';
 import { percentile } from '../common/numerics.ts';
-import { SpecpipeError, errorMessage } from '../common/errors.ts';
+import { BadRequestError, SpecpipeError, errorMessage } from '../common/errors.ts';
 import { buildDraftStage, loadDraft, speculativeSource } from './draft.ts';
 import { promptIdsOf, tokensPerSecond } from './generation.ts';
 import { startStageNode, type StageNode } from './stage-node.ts';
@@ -49,6 +49,8 @@ export class MeshSession {
   private readonly lost = new Set<string>();
   private readonly waiters = new Set<() => void>();
   private losses = 0;
+  /** What failed the session (phase 'failed'): later calls rethrow it, type and all. */
+  private failure: Error | null = null;
   private lastLoss = '';
   private loadSeq = 0;
   private nextRequest = 1;
@@ -107,7 +109,7 @@ export class MeshSession {
 
   /** Generates over the ring; survives lost stage tabs (see the top of this file). One at a time. */
   async generate(req: GenerationRequest, opts: MeshRunOptions = {}): Promise<MeshRunReport> {
-    if (this.busy) throw new Error('a generation is already running in this session');
+    if (this.busy) throw new BadRequestError('a generation is already running in this session');
     this.busy = true;
     try {
       return await this.run(req, opts);
@@ -240,13 +242,13 @@ export class MeshSession {
   /** Waits for a recovery in progress (rethrowing its failure). */
   private async settle(): Promise<void> {
     while (this.recovering) await this.recovering;
-    if (this.closed) throw new Error('the session is closed');
-    if (this.status.phase === 'failed') throw new Error(this.status.error ?? 'the mesh failed');
+    if (this.closed) throw new BadRequestError('the session is closed');
+    if (this.status.phase === 'failed') throw this.failure ?? new Error(this.status.error ?? 'the mesh failed');
   }
 
   private async ensureDraft(): Promise<void> {
     if (this.draft) return;
-    if (!this.opts.draftUrl) throw new Error('no draft model URL was given (open the session with draftUrl, or use the n-gram source)');
+    if (!this.opts.draftUrl) throw new BadRequestError('no draft model URL was given (open the session with draftUrl, or use the n-gram source)');
     const draft = await loadDraft(urlSource(absoluteUrl(this.opts.draftUrl)), this.model);
     const ctx = await createGpuContext();
     try {
@@ -450,6 +452,7 @@ export class MeshSession {
   }
 
   private fail(e: unknown): void {
+    this.failure = e instanceof Error ? e : new Error(String(e));
     this.status.error = errorMessage(e);
     this.log(`failed: ${this.status.error}`);
     if (!this.closed) this.setPhase('failed');

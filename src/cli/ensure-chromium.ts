@@ -17,6 +17,10 @@ const have = found();
 if (have) {
   process.exit(0);
 }
+if (process.env.CHROMIUM_PATH ?? process.env.CHROME_PATH) {
+  process.stderr.write(`CHROMIUM_PATH=${process.env.CHROMIUM_PATH ?? process.env.CHROME_PATH} does not exist: point it at a Chromium/Chrome binary, or unset it.\n`);
+  process.exit(1);
+}
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 if (root && existsSync('/usr/bin/apt-get')) {
   process.stdout.write('Chromium is missing: installing Debian\'s chromium (apt-get install chromium) for the browser tests…\n');

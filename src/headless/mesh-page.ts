@@ -70,7 +70,7 @@ export async function stageStart(o: StageArgs): Promise<{ id: string } | { error
     stage = await startStageNode({ ...o, onStatus: (s) => (stageStatus = s) });
     return { id: stage.id };
   } catch (e) {
-    return { error: errorMessage(e), code: e instanceof SignallingError ? e.code : '' };
+    return { error: errorMessage(e), code: e instanceof SignallingError ? e.reason : '' };
   }
 }
 

@@ -219,7 +219,8 @@ async function main(): Promise<void> {
   if (plain && ips.length) console.log('  (plain HTTP: WebGPU works only on the 127.0.0.1 URL; put TLS in front for the LAN)');
   const joinHost = ips[0] ?? '127.0.0.1';
   const fragment = typeof secret === 'string' ? `#secret=${encodeURIComponent(secret)}` : '';
-  console.log(`Join link: ${scheme}://${joinHost}:${port}/?room=${room}${fragment}`);
+  console.log(`Leader (the chat page; open it first): ${scheme}://${joinHost}:${port}/?room=${room}${fragment}`);
+  console.log(`Join link for stage tabs: ${scheme}://${joinHost}:${port}/?room=${room}&stage${fragment}`);
   console.log(`ICE servers: ${iceServers.length ? JSON.stringify(iceServers) : 'none (LAN host candidates only)'}`);
 
   const stop = (): void => {

@@ -1,8 +1,8 @@
 // The chat page's model in this tab: which files or URLs, loaded once into a tab engine and kept
 // until the model, the draft, the stage count or the context changes (or the engine fails).
-import { urlSource, fileSource, type ModelSource } from '../model/index.ts';
+import { fileSource } from '../model/index.ts';
 import { createEngine } from '../app/create-engine.ts';
-import type { TabEngine } from '../app/tab-engine.ts';
+import type { ModelLocation, TabEngine } from '../app/tab-engine.ts';
 import type { EnginePhase, LoadProgress } from '../app/engine.ts';
 import { BadRequestError } from '../common/errors.ts';
 import { chatTemplateOf, type ChatTemplate } from './chat-template.ts';
@@ -33,14 +33,11 @@ function keyOf(c: ModelChoice | null): string {
   return c.files.map((f) => `${f.webkitRelativePath || f.name}:${f.size}:${f.lastModified}`).join('|');
 }
 
-function sourceOf(c: ModelChoice): ModelSource {
-  if (c.kind === 'files') {
-    if (c.files.length === 0) throw new BadRequestError('no files picked');
-    return fileSource(c.files);
-  }
-  if (c.url.trim() === '') throw new BadRequestError('the model URL is empty');
-  // Relative URLs (the bundled models) resolve against the page.
-  return urlSource(new URL(c.url.trim(), location.href).href);
+/** A URL as typed (the engine resolves it against the page, and errors quote it), or the picked files. */
+function locationOf(c: ModelChoice): ModelLocation {
+  if (c.kind === 'url') return c.url;
+  if (c.files.length === 0) throw new BadRequestError('no files picked');
+  return fileSource(c.files);
 }
 
 export class LocalSession {
@@ -51,12 +48,11 @@ export class LocalSession {
     const key = [keyOf(req.target), keyOf(req.draft), req.stages, req.context].join('\n');
     if (this.current?.key === key && this.current.engine.phase !== 'failed') return this.current;
     this.unload();
-    const target = sourceOf(req.target);
-    const engine = createEngine({ model: target, draft: req.draft ? sourceOf(req.draft) : null, stages: req.stages, maxContext: req.context, onPhase: req.onPhase });
+    const engine = createEngine({ model: locationOf(req.target), draft: req.draft ? locationOf(req.draft) : null, stages: req.stages, maxContext: req.context, onPhase: req.onPhase });
     try {
       const info = await engine.load({ onProgress: req.onProgress, signal: req.signal });
       if (!info.tokenizer) throw new BadRequestError('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
-      const template = chatTemplateOf(await target.readOptionalJson('tokenizer_config.json', req.signal));
+      const template = chatTemplateOf(await engine.model!.source.readOptionalJson('tokenizer_config.json', req.signal));
       this.current = { key, engine, template };
       return this.current;
     } catch (e) {
