@@ -7,3 +7,9 @@ test('headless Chromium exposes a WebGPU adapter', async ({ page }) => {
   console.log(`adapter: ${JSON.stringify(info)}`);
   expect(info.vendor.length).toBeGreaterThan(0);
 });
+
+test('GpuContext.lost stays pending on an intentional device.destroy()', async ({ page }) => {
+  await openHarness(page);
+  const r = await callInPage<{ deviceLostReason: string; contextLost: string }>(page, '/e2e/pages/webgpu-smoke.ts', 'intentionalDestroy');
+  expect(r).toEqual({ deviceLostReason: 'destroyed', contextLost: 'pending' });
+});

@@ -3,20 +3,8 @@
 // Same inputs and attend-list semantics as attention.wgsl: committed slots, then the row's ancestor
 // slots, then its own slot; GQA head mapping h -> h / (numHeads / numKvHeads). The softmax is online
 // (running max and sum) over the list in order, so a row's output depends only on its own list.
+// Params, P, rowMeta and the attend list: attend-list.wgsl.
 
-struct Params {
-  numHeads: u32,
-  numKvHeads: u32,
-  headDim: u32,
-  rowsOff: u32,
-  rowStride: u32,
-  committedOff: u32,
-  scale: f32,
-  _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> rowMeta: array<u32>;
 @group(0) @binding(2) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> kPool: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> vPool: array<vec4<f32>>;
@@ -34,12 +22,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let hd4 = P.headDim / 4u;
   let kvh = h / (nH / P.numKvHeads);
   let rowLen4 = (nH + 2u * P.numKvHeads) * hd4;
-  let rec = P.rowsOff + r * P.rowStride;
-  let selfSlot = rowMeta[rec + 2u];
-  let ancOff = rowMeta[rec + 3u];
-  let ancCount = rowMeta[rec + 4u];
-  let nC = rowMeta[1];
-  let L = nC + ancCount + 1u;
+  let list = attendList(r);
 
   var q: array<vec4<f32>, MAXHD4>;
   var acc: array<vec4<f32>, MAXHD4>;
@@ -50,11 +33,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   var m = -3.0e38;
   var l = 0.0;
-  for (var j = 0u; j < L; j++) {
-    var slot = selfSlot;
-    if (j < nC) { slot = rowMeta[P.committedOff + j]; }
-    else if (j < nC + ancCount) { slot = rowMeta[ancOff + j - nC]; }
-    let kb = (slot * P.numKvHeads + kvh) * hd4;
+  for (var j = 0u; j < list.len; j++) {
+    let kb = (attendSlot(list, j) * P.numKvHeads + kvh) * hd4;
     var s = 0.0;
     for (var d = 0u; d < hd4; d++) { s += dot(q[d], kPool[kb + d]); }
     s = s * P.scale;

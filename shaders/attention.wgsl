@@ -4,21 +4,9 @@
 // (rowMeta[ancOff ..], ancCount), then the row's own slot. One workgroup per (head, row).
 // The list is processed in chunks of CHUNK with an online softmax; every reduction (max, sum, the
 // weighted sum of V) runs in a fixed order that depends only on the list, so a row's output is
-// bitwise independent of the other rows in the batch.
+// bitwise independent of the other rows in the batch. Params, P, rowMeta and the attend list:
+// attend-list.wgsl.
 
-struct Params {
-  numHeads: u32,
-  numKvHeads: u32,
-  headDim: u32,
-  rowsOff: u32,
-  rowStride: u32,      // row record: token, position, slot, ancOff, ancCount, ...
-  committedOff: u32,
-  scale: f32,
-  _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> rowMeta: array<u32>;   // rowMeta[0] = R, rowMeta[1] = nCommitted
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
 @group(0) @binding(3) var<storage, read> kPool: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> vPool: array<f32>;
@@ -29,16 +17,14 @@ const CHUNK: u32 = 1024u;
 const MAXHD: u32 = 256u;
 const PER: u32 = MAXHD / WG;
 
-var<workgroup> qs: array<vec4<f32>, 64>;   // MAXHD / 4
-var<workgroup> sc: array<f32, CHUNK>;
-var<workgroup> sl: array<u32, CHUNK>;
 var<workgroup> red: array<f32, WG>;
 
-fn reduceMax(t: u32, v: f32) -> f32 {
+// A tree reduction over the workgroup (max, or sum), in a fixed order; every thread gets the result.
+fn reduce(t: u32, v: f32, isMax: bool) -> f32 {
   red[t] = v;
   workgroupBarrier();
   for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { red[t] = max(red[t], red[t + k]); }
+    if (t < k) { red[t] = select(red[t] + red[t + k], max(red[t], red[t + k]), isMax); }
     workgroupBarrier();
   }
   let m = red[0];
@@ -46,17 +32,9 @@ fn reduceMax(t: u32, v: f32) -> f32 {
   return m;
 }
 
-fn reduceSum(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { red[t] = red[t] + red[t + k]; }
-    workgroupBarrier();
-  }
-  let s = red[0];
-  workgroupBarrier();
-  return s;
-}
+var<workgroup> qs: array<vec4<f32>, 64>;   // the row's query head (MAXHD / 4)
+var<workgroup> sc: array<f32, CHUNK>;      // a chunk's scores, then exp(score - max)
+var<workgroup> sl: array<u32, CHUNK>;      // a chunk's slots
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -66,12 +44,8 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
   let hd4 = hd / 4u;
   let kvh = h / (P.numHeads / P.numKvHeads);
   let rowLen = (P.numHeads + 2u * P.numKvHeads) * hd;
-  let rec = P.rowsOff + r * P.rowStride;
-  let selfSlot = rowMeta[rec + 2u];
-  let ancOff = rowMeta[rec + 3u];
-  let ancCount = rowMeta[rec + 4u];
-  let nC = rowMeta[1];
-  let L = nC + ancCount + 1u;
+  let list = attendList(r);
+  let L = list.len;
 
   let qBase = r * rowLen + h * hd;
   for (var d = t; d < hd4; d += WG) {
@@ -90,9 +64,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
     var lmax = -3.0e38;
     for (var jj = t; jj < n; jj += WG) {
       let j = c0 + jj;
-      var slot = selfSlot;
-      if (j < nC) { slot = rowMeta[P.committedOff + j]; }
-      else if (j < nC + ancCount) { slot = rowMeta[ancOff + j - nC]; }
+      let slot = attendSlot(list, j);
       sl[jj] = slot;
       let kb = (slot * P.numKvHeads + kvh) * hd4;
       var s = 0.0;
@@ -103,14 +75,14 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
       sc[jj] = s;
       lmax = max(lmax, s);
     }
-    let mNew = max(m, reduceMax(t, lmax));
+    let mNew = max(m, reduce(t, lmax, true));
     var lsum = 0.0;
     for (var jj = t; jj < n; jj += WG) {
       let p = exp(sc[jj] - mNew);
       sc[jj] = p;
       lsum += p;
     }
-    let csum = reduceSum(t, lsum);  // ends with a barrier: sc[] is visible to every thread
+    let csum = reduce(t, lsum, false);  // ends with a barrier: sc[] is visible to every thread
     let corr = exp(m - mNew);
     l = l * corr + csum;
     for (var k = 0u; k < PER; k++) {

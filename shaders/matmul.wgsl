@@ -34,8 +34,7 @@ const GATED: bool = /*@GATED*/false;
 const BIAS: bool = /*@BIAS*/false;
 const RESIDUAL: bool = /*@RESIDUAL*/false;
 
-var<workgroup> red0: array<vec4<f32>, WG>;
-var<workgroup> red1: array<vec4<f32>, WG>;
+var<workgroup> red: array<vec4<f32>, WG>;
 
 fn loadW0(i: u32) -> vec4<f32> {
   /*@LOAD0*/return w0[i];
@@ -44,28 +43,24 @@ fn loadW1(i: u32) -> vec4<f32> {
   /*@LOAD1*/return w1[i];
 }
 
-// Sum of the LANES partial sums of one output, in a fixed order. /*@REDUCE*/ selects the version:
-// workgroup memory + barriers (portable), or subgroup shuffles (no barriers; needs subgroups of at
-// least LANES invocations with consecutive local indices, as on every adapter we know).
-fn reduceLanes0(t: u32, a: vec4<f32>) -> vec4<f32> {
-  /*@REDUCE0*/red0[t] = a;
+// Sum of the LANES partial sums of one output (component-wise), in a fixed order: workgroup memory +
+// barriers (portable; the trailing barrier lets the next call reuse `red`), or, when the host
+// specialises it (src/gpu/kernels.ts), subgroup shuffles (no barriers; needs subgroups of at least
+// LANES invocations with consecutive local indices, as on every adapter we know).
+fn reduceLanes(t: u32, a: vec4<f32>) -> vec4<f32> {
+  red[t] = a;
   workgroupBarrier();
   var s = a;
   if (t % LANES == 0u) {
-    for (var l = 1u; l < LANES; l++) { s = s + red0[t + l]; }
+    for (var l = 1u; l < LANES; l++) { s = s + red[t + l]; }
   }
   workgroupBarrier();
   return s;
 }
-fn reduceLanes1(t: u32, a: vec4<f32>) -> vec4<f32> {
-  /*@REDUCE1*/red1[t] = a;
-  workgroupBarrier();
-  var s = a;
-  if (t % LANES == 0u) {
-    for (var l = 1u; l < LANES; l++) { s = s + red1[t + l]; }
-  }
-  workgroupBarrier();
-  return s;
+
+// One weight vec4 against the x vec4s of four rows: component j is row r0 + j.
+fn dot4(w: vec4<f32>, va: vec4<f32>, vb: vec4<f32>, vc: vec4<f32>, vd: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(w, va), dot(w, vb), dot(w, vc), dot(w, vd));
 }
 
 fn silu(g: f32) -> f32 {
@@ -119,7 +114,7 @@ fn main(@builtin(local_invocation_index) t: u32,
         let v0 = x[xa + i];
         acc = acc + vec4<f32>(dot(loadW0(wA + i), v0), dot(loadW0(wB + i), v0), dot(loadW0(wC + i), v0), dot(loadW0(wD + i), v0));
       }
-      if (LANES > 1u) { acc = reduceLanes0(t, acc); }
+      if (LANES > 1u) { acc = reduceLanes(t, acc); }
       if (lane == 0u) {
         for (var k = 0u; k < OPT; k++) {
           if (o0 + k <= last) { store(r0, o0 + k, acc[k], 0.0); }
@@ -148,35 +143,27 @@ fn main(@builtin(local_invocation_index) t: u32,
         let vb = x[xb + i];
         let vc = x[xc + i];
         let vd = x[xd + i];
-        let a = loadW0(wA + i);
-        let b = loadW0(wB + i);
-        let c = loadW0(wC + i);
-        let d = loadW0(wD + i);
-        gA = gA + vec4<f32>(dot(a, va), dot(a, vb), dot(a, vc), dot(a, vd));
-        gB = gB + vec4<f32>(dot(b, va), dot(b, vb), dot(b, vc), dot(b, vd));
-        gC = gC + vec4<f32>(dot(c, va), dot(c, vb), dot(c, vc), dot(c, vd));
-        gD = gD + vec4<f32>(dot(d, va), dot(d, vb), dot(d, vc), dot(d, vd));
+        gA = gA + dot4(loadW0(wA + i), va, vb, vc, vd);
+        gB = gB + dot4(loadW0(wB + i), va, vb, vc, vd);
+        gC = gC + dot4(loadW0(wC + i), va, vb, vc, vd);
+        gD = gD + dot4(loadW0(wD + i), va, vb, vc, vd);
         if (GATED) {
-          let ua = loadW1(wA + i);
-          let ub = loadW1(wB + i);
-          let uc = loadW1(wC + i);
-          let ud = loadW1(wD + i);
-          uA = uA + vec4<f32>(dot(ua, va), dot(ua, vb), dot(ua, vc), dot(ua, vd));
-          uB = uB + vec4<f32>(dot(ub, va), dot(ub, vb), dot(ub, vc), dot(ub, vd));
-          uC = uC + vec4<f32>(dot(uc, va), dot(uc, vb), dot(uc, vc), dot(uc, vd));
-          uD = uD + vec4<f32>(dot(ud, va), dot(ud, vb), dot(ud, vc), dot(ud, vd));
+          uA = uA + dot4(loadW1(wA + i), va, vb, vc, vd);
+          uB = uB + dot4(loadW1(wB + i), va, vb, vc, vd);
+          uC = uC + dot4(loadW1(wC + i), va, vb, vc, vd);
+          uD = uD + dot4(loadW1(wD + i), va, vb, vc, vd);
         }
       }
       if (LANES > 1u) {
-        gA = reduceLanes0(t, gA);
-        gB = reduceLanes1(t, gB);
-        gC = reduceLanes0(t, gC);
-        gD = reduceLanes1(t, gD);
+        gA = reduceLanes(t, gA);
+        gB = reduceLanes(t, gB);
+        gC = reduceLanes(t, gC);
+        gD = reduceLanes(t, gD);
         if (GATED) {
-          uA = reduceLanes0(t, uA);
-          uB = reduceLanes1(t, uB);
-          uC = reduceLanes0(t, uC);
-          uD = reduceLanes1(t, uD);
+          uA = reduceLanes(t, uA);
+          uB = reduceLanes(t, uB);
+          uC = reduceLanes(t, uC);
+          uD = reduceLanes(t, uD);
         }
       }
       if (lane == 0u) {
@@ -188,64 +175,22 @@ fn main(@builtin(local_invocation_index) t: u32,
         }
       }
     } else {
-      // One row of the gated MLP: two outputs at a time (gate and up of both share the x load).
+      // One row of the gated MLP (nb == 1 and GATED): two outputs at a time, gate and up of both
+      // sharing the x load. The four sums are reduced over the lanes as one vec4.
+      let xa = r0 * n4;
       for (var k = 0u; k < OPT; k += 2u) {
         let oA = o0 + k;
         let wA = min(oA, last) * n4;
         let wB = min(oA + 1u, last) * n4;
-        var gA = vec4<f32>(0.0);  // gate (or plain) accumulators, component j = row r0 + j
-        var gB = vec4<f32>(0.0);
-        var uA = vec4<f32>(0.0);  // up accumulators (GATED)
-        var uB = vec4<f32>(0.0);
-        let xa = r0 * n4;
-        if (nb == 4u) {
-          let xb = xa + n4;
-          let xc = xb + n4;
-          let xd = xc + n4;
-          for (var i = lane; i < n4; i += LANES) {
-            let va = x[xa + i];
-            let vb = x[xb + i];
-            let vc = x[xc + i];
-            let vd = x[xd + i];
-            let a = loadW0(wA + i);
-            let b = loadW0(wB + i);
-            gA = gA + vec4<f32>(dot(a, va), dot(a, vb), dot(a, vc), dot(a, vd));
-            gB = gB + vec4<f32>(dot(b, va), dot(b, vb), dot(b, vc), dot(b, vd));
-            if (GATED) {
-              let ua = loadW1(wA + i);
-              let ub = loadW1(wB + i);
-              uA = uA + vec4<f32>(dot(ua, va), dot(ua, vb), dot(ua, vc), dot(ua, vd));
-              uB = uB + vec4<f32>(dot(ub, va), dot(ub, vb), dot(ub, vc), dot(ub, vd));
-            }
-          }
-        } else {
-          var s = vec4<f32>(0.0);  // gate A, gate B, up A, up B
-          for (var i = lane; i < n4; i += LANES) {
-            let va = x[xa + i];
-            if (GATED) {
-              s = s + vec4<f32>(dot(loadW0(wA + i), va), dot(loadW0(wB + i), va), dot(loadW1(wA + i), va), dot(loadW1(wB + i), va));
-            } else {
-              s = s + vec4<f32>(dot(loadW0(wA + i), va), dot(loadW0(wB + i), va), 0.0, 0.0);
-            }
-          }
-          gA.x = s.x;
-          gB.x = s.y;
-          uA.x = s.z;
-          uB.x = s.w;
+        var s = vec4<f32>(0.0);  // gate A, gate B, up A, up B
+        for (var i = lane; i < n4; i += LANES) {
+          let va = x[xa + i];
+          s = s + vec4<f32>(dot(loadW0(wA + i), va), dot(loadW0(wB + i), va), dot(loadW1(wA + i), va), dot(loadW1(wB + i), va));
         }
-        if (LANES > 1u) {
-          gA = reduceLanes0(t, gA);
-          gB = reduceLanes1(t, gB);
-          if (GATED) {
-            uA = reduceLanes0(t, uA);
-            uB = reduceLanes1(t, uB);
-          }
-        }
+        if (LANES > 1u) { s = reduceLanes(t, s); }
         if (lane == 0u) {
-          for (var j = 0u; j < nb; j++) {
-            if (oA <= last) { store(r0 + j, oA, gA[j], uA[j]); }
-            if (oA + 1u <= last) { store(r0 + j, oA + 1u, gB[j], uB[j]); }
-          }
+          if (oA <= last) { store(r0, oA, s.x, s.z); }
+          if (oA + 1u <= last) { store(r0, oA + 1u, s.y, s.w); }
         }
       }
     }

@@ -29,13 +29,15 @@ const WG: u32 = 256u;
 var<workgroup> redf: array<f32, WG>;
 var<workgroup> redu: array<u32, WG>;
 var<workgroup> bcast: f32;
+var<workgroup> atLeast: atomic<u32>;   // countAtLeast's total
 
 fn key(f: f32) -> u32 {
   let b = bitcast<u32>(f);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
-// Sum over the thread's chunk of p_i for kept tokens, then all chunks in thread order.
+// Sum over the thread's chunk of p_i for kept tokens (left in redf[t]), then all chunks in thread
+// order (by thread 0, broadcast).
 fn keptMass(t: u32, base: u32, c0: u32, c1: u32, thr: u32, mz: f32, temp: f32) -> f32 {
   var s = 0.0;
   for (var i = c0; i < c1; i++) {
@@ -60,13 +62,12 @@ fn countAtLeast(t: u32, base: u32, c0: u32, c1: u32, thr: u32) -> u32 {
   for (var i = c0; i < c1; i++) {
     if (key(logits[base + i]) >= thr) { c++; }
   }
-  redu[t] = c;
+  // An integer sum: exact in any order, so the threads add into one atomic.
+  if (t == 0u) { atomicStore(&atLeast, 0u); }
   workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { redu[t] = redu[t] + redu[t + k]; }
-    workgroupBarrier();
-  }
-  let n = redu[0];
+  atomicAdd(&atLeast, c);
+  workgroupBarrier();
+  let n = atomicLoad(&atLeast);
   workgroupBarrier();
   return n;
 }
@@ -135,17 +136,10 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
     }
     thr = max(thrK, t2);
   }
-  // 3. Inverse CDF over the kept tokens in ascending id order.
-  var s = 0.0;
-  for (var i = c0; i < c1; i++) {
-    let lg = logits[base + i];
-    if (key(lg) >= thr) { s += exp(lg / temp - mz); }
-  }
-  redf[t] = s;
-  workgroupBarrier();
+  // 3. Inverse CDF over the kept tokens in ascending id order (keptMass leaves each thread's
+  //    partial sum in redf: thread 0 finds the chunk, then the token within it).
+  let tot = keptMass(t, base, c0, c1, thr, mz, temp);
   if (t == 0u) {
-    var tot = 0.0;
-    for (var k = 0u; k < WG; k++) { tot += redf[k]; }
     let goal = u * tot;
     var cum = 0.0;
     var chunk = 0u;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig, ModelConfigError } from '../src/model/config.ts';
+import { ModelFormatError } from '../src/common/errors.ts';
 
 const llama = {
   architectures: ['LlamaForCausalLM'],
@@ -94,6 +95,7 @@ describe('parseModelConfig', () => {
     expect(() => parseModelConfig({ ...llama, rope_scaling: { rope_type: 'llama3', factor: 32 } })).toThrow(/unsupported rope_scaling "llama3"/);
     expect(() => parseModelConfig({ ...llama, rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/unsupported rope_scaling "linear"/);
     expect(() => parseModelConfig({ ...llama, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(ModelConfigError);
+    expect(() => parseModelConfig({ ...llama, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(ModelFormatError);
     expect(parseModelConfig({ ...llama, rope_scaling: null }).spec.ropeTheta).toBe(500000);
     expect(parseModelConfig({ ...llama, rope_scaling: { rope_type: 'default' } }).spec.ropeTheta).toBe(500000);
   });
@@ -105,6 +107,7 @@ describe('parseModelConfig', () => {
     expect(() => parseModelConfig({ ...llama, hidden_act: 'gelu' })).toThrow(/hidden_act "gelu"/);
     expect(() => parseModelConfig({ ...llama, eos_token_id: 'x' })).toThrow(/eos_token_id/);
     expect(() => parseModelConfig([1, 2])).toThrow(/JSON object/);
+    expect(() => parseModelConfig({ ...llama, hidden_size: undefined })).toThrow(ModelFormatError);
   });
 
   it('defaults tie_word_embeddings to false like LlamaConfig', () => {

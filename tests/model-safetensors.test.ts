@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildSafetensors, parseSafetensors, parseShardIndex, SafetensorsError } from '../src/model/safetensors.ts';
+import { ModelFormatError } from '../src/common/errors.ts';
 
 function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
@@ -56,6 +57,7 @@ describe('safetensors header', () => {
   for (const [what, file, message] of bad) {
     it(`rejects ${what}`, () => {
       expect(() => parseSafetensors('m.safetensors', file)).toThrow(SafetensorsError);
+      expect(() => parseSafetensors('m.safetensors', file)).toThrow(ModelFormatError);
       expect(() => parseSafetensors('m.safetensors', file)).toThrow(message);
     });
   }

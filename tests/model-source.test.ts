@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { urlSource, ModelSourceError } from '../src/model/source.ts';
+import { urlSource, fileSource, ModelSourceError } from '../src/model/source.ts';
+import { ModelFormatError, SpecpipeError } from '../src/common/errors.ts';
 import { loadModel, loadStageTensors } from '../src/model/index.ts';
 import { readFileSync } from 'node:fs';
 
@@ -69,7 +70,18 @@ describe('urlSource', () => {
     const source = urlSource('http://example.test/nope/', { fetch: server.fetch });
     await expect(source.readJson('nothing.json')).rejects.toThrow('http://example.test/nope/nothing.json: HTTP 404 Not Found');
     await expect(source.stat('nothing.safetensors')).rejects.toThrow(ModelSourceError);
+    const e = await source.readJson('nothing.json').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SpecpipeError);
+    expect((e as SpecpipeError).code).toBe('model-source');
     expect(await source.readOptionalJson('nothing.json')).toBeNull();
+  });
+
+  it('a file that is read but malformed or short: ModelFormatError', async () => {
+    const files = fileSource({ 'config.json': new Blob(['{"hidden_size": 4,']), 'w.safetensors': new Blob([new Uint8Array(10)]) });
+    await expect(files.readJson('config.json')).rejects.toThrow(ModelFormatError);
+    await expect(files.readJson('config.json')).rejects.toThrow(/config\.json: not valid JSON/);
+    await expect(files.readRange('w.safetensors', 8, 20)).rejects.toThrow(ModelFormatError);
+    await expect(files.readJson('absent.json')).rejects.toThrow(ModelSourceError);
   });
 
   it('refuses a relative URL outside a page', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTokenizer, loadTokenizer } from '../src/model/tokenizer.ts';
 import { fileSource } from '../src/model/source.ts';
+import { ModelFormatError } from '../src/common/errors.ts';
 
 /** GPT-2's byte -> printable character map used by byte-level BPE. */
 function bytesToUnicode(): string[] {
@@ -109,6 +110,7 @@ describe('tokenizer', () => {
 
   it('rejects a file that is not a tokenizer', () => {
     expect(() => createTokenizer({ foo: 1 })).toThrow(/not a Hugging Face tokenizers file/);
+    expect(() => createTokenizer({ foo: 1 })).toThrow(ModelFormatError);
   });
 
   it('streams a SentencePiece tokenizer: leading spaces kept, byte-fallback characters held until complete', () => {

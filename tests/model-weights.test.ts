@@ -9,6 +9,7 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../src/common/numerics.ts';
 import { expectedTensors, planReads } from '../src/model/weights.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import type { HostTensor } from '../src/model/types.ts';
+import { BadRequestError, ModelFormatError, SpecpipeError } from '../src/common/errors.ts';
 
 interface Reference {
   promptIds: number[];
@@ -103,6 +104,7 @@ describe('stage roles', () => {
     const last = tensorNamesForRole(spec, { layers: { start: 2, end: 2 }, embed: false, head: true });
     expect(last).toEqual(['model.embed_tokens.weight', 'model.norm.weight']);
     expect(() => tensorNamesForRole(spec, { layers: { start: 1, end: 5 }, embed: false, head: false })).toThrow(/not within the model's 2 layers/);
+    expect(() => tensorNamesForRole(spec, { layers: { start: 1, end: 5 }, embed: false, head: false })).toThrow(BadRequestError);
   });
 
   it('merges only byte-adjacent tensors into one read', async () => {
@@ -156,6 +158,7 @@ describe('broken checkpoints fail with a clear error', () => {
   it('a missing tensor', async () => {
     const source = smallModel((ts) => ts.splice(ts.findIndex((t) => t.name === 'model.layers.1.mlp.up_proj.weight'), 1));
     await expect(loadModel(source)).rejects.toThrow('tensor "model.layers.1.mlp.up_proj.weight" is missing from the checkpoint');
+    await expect(loadModel(source)).rejects.toThrow(ModelFormatError);
   });
 
   it('an untied config without lm_head', async () => {
@@ -183,6 +186,7 @@ describe('broken checkpoints fail with a clear error', () => {
       w.data = new Uint8Array(8 * 12);
     });
     await expect(loadModel(source)).rejects.toThrow('model.safetensors: tensor "model.layers.0.mlp.down_proj.weight" has dtype I8; supported: F32, F16, BF16');
+    await expect(loadModel(source)).rejects.toThrow(ModelFormatError);
     const f64 = smallModel((ts) => {
       const w = ts.find((t) => t.name === 'model.norm.weight')!;
       w.dtype = 'F64';
@@ -203,6 +207,7 @@ describe('broken checkpoints fail with a clear error', () => {
         const { spec } = await loadModel(source);
         for (const format of ['f32', 'f16'] as const) {
           await expect(loadStageTensors(source, spec, all, { format })).rejects.toThrow(`model.safetensors: tensor "model.layers.1.self_attn.o_proj.weight" has ${what} at element 11 (index [1, 3])`);
+          await expect(loadStageTensors(source, spec, all, { format })).rejects.toThrow(ModelFormatError);
         }
         // A stage that does not hold layer 1 never sees it.
         await expect(loadStageTensors(source, spec, { layers: { start: 0, end: 1 }, embed: true, head: false })).resolves.toBeDefined();
@@ -224,6 +229,9 @@ describe('broken checkpoints fail with a clear error', () => {
     const full = await (await fetchAll(smallModel())).arrayBuffer();
     const source = fileSource({ 'config.json': new Blob([JSON.stringify(smallConfig)]), 'model.safetensors': new Blob([full.slice(0, full.byteLength - 10)]) });
     await expect(loadModel(source)).rejects.toThrow(/model\.safetensors: tensor ".*": data_offsets .* run past the end of the data .*truncated/);
+    const e = await loadModel(source).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ModelFormatError);
+    expect((e as SpecpipeError).code).toBe('model-format');
   });
 
   it('a shard index pointing at a tensor the shard lacks', async () => {
@@ -244,6 +252,7 @@ describe('broken checkpoints fail with a clear error', () => {
   it('an unsupported architecture in config.json', async () => {
     const gpt2 = fileSource({ 'config.json': new Blob([JSON.stringify({ ...smallConfig, architectures: ['GPT2LMHeadModel'] })]) });
     await expect(loadModel(gpt2)).rejects.toThrow(/unsupported architecture GPT2LMHeadModel/);
+    await expect(loadModel(gpt2)).rejects.toThrow(ModelFormatError);
   });
 
   it('an aborted load', async () => {

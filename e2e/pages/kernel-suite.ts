@@ -65,6 +65,7 @@ export const KERNEL_SUITE: SuiteCase[] = [
   { title: 'matmul (f32, f16; bias, residual, gated; odd shapes; 1..64 rows)', fn: 'testMatmul', judge: checks },
   { title: 'embedding, rmsnorm, rope + KV write', fn: 'testSmallKernels', judge: checks },
   { title: 'f16 widening: every finite half, exact', fn: 'testHalfWidening', judge: checks },
+  { title: 'broken WGSL: ShaderCompileError with file:line:column; every kernel variant compiles', fn: 'testShaderCompileErrors', judge: checks },
   { title: 'attention over committed + ancestor + own slots (GQA, long lists)', fn: 'testAttention', judge: checks },
   {
     title: 'sampling: argmax, temperature, top-k, top-p match the CPU reference',

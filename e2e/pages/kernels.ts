@@ -4,7 +4,8 @@
 import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, type BindingResource } from '../../src/gpu/kernels.ts';
+import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, compileKernel, type BindingResource, type KernelSource } from '../../src/gpu/kernels.ts';
+import { ShaderCompileError, errorMessage } from '../../src/common/errors.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
 import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, refAttention, refSample, silu } from '../../tests/support/cpu-reference.ts';
 import { f16BitsToF32, ropeTable } from '../../src/common/numerics.ts';
@@ -246,6 +247,73 @@ export async function testSmallKernels(): Promise<Check[]> {
   return out;
 }
 
+// ---- compile errors -----------------------------------------------------------------------------------
+
+const OK_WGSL = `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < arrayLength(&out)) { out[g.x] = helper(g.x); }
+}
+`;
+
+/**
+ * Deliberately broken WGSL through compileKernel (createKernel: the path every pipeline of Kernels
+ * takes): a ShaderCompileError whose message names the file and the line:column of the error, also
+ * in a file joined after the first; a pipeline WebGPU refuses (no such entry point) is one too.
+ * And every real kernel variant this adapter can get compiles through the same check (ready()).
+ */
+export async function testShaderCompileErrors(): Promise<Check[]> {
+  const c = await gpu();
+  const dev = c.device;
+  const out: Check[] = [];
+  const expectError = async (name: string, source: KernelSource, want: RegExp, entryPoint = 'main') => {
+    try {
+      await compileKernel(dev, name, source, entryPoint);
+      out.push({ name: `${name}: compiled, expected a ShaderCompileError matching ${want}`, maxErr: 1, tol: 0, ok: false });
+    } catch (e) {
+      const ok = e instanceof ShaderCompileError && e.code === 'shader-compile' && e.kernel === name && want.test(e.message);
+      out.push({ name: `${name}: ${ok ? 'ShaderCompileError' : `wanted ShaderCompileError matching ${want}, got`} ${JSON.stringify(errorMessage(e))}`, maxErr: ok ? 0 : 1, tol: 0, ok });
+    }
+  };
+  const helper = 'fn helper(i: u32) -> u32 {\n  return i * 3u;\n}\n';
+  // Line 4, column 40: an unknown identifier.
+  const broken = OK_WGSL.replace('out[g.x] = helper(g.x);', 'out[g.x] = helper(g.x) + notDeclared;') + helper;
+  await expectError('broken.wgsl', broken, /^WGSL kernel broken\.wgsl does not compile \(\d+ errors?\):\n {2}broken\.wgsl:4:\d+: error: .*notDeclared/);
+  // The error in the second file: its own name and line (3), not the joined source's.
+  await expectError('two-files', [{ file: 'main.wgsl', code: OK_WGSL }, { file: 'helper.wgsl', code: 'fn helper(i: u32) -> u32 {\n  let a = 1u;\n  return i * a * f32(2);\n}\n' }], /WGSL kernel main\.wgsl \+ helper\.wgsl \(pipeline "two-files"\) does not compile[\s\S]*\n {2}helper\.wgsl:3:\d+: error: /);
+  await expectError('no-entry', OK_WGSL + helper, /no-entry.*compiled, but WebGPU refused its pipeline/, 'nope');
+  try {
+    await compileKernel(dev, 'ok.wgsl', OK_WGSL + helper);
+    out.push({ name: 'valid WGSL compiles', maxErr: 0, tol: 0, ok: true });
+  } catch (e) {
+    out.push({ name: `valid WGSL: ${errorMessage(e)}`, maxErr: 1, tol: 0, ok: false });
+  }
+  // Every kernel variant of the adapter through Kernels.ready().
+  const kernelSets = matmulConfigs(c);
+  for (const attention of ['serial', 'workgroup'] as const) {
+    const k = new Kernels(c, { attention });
+    k.attention();
+    kernelSets.push({ name: `attention ${attention}`, k, full: false });
+  }
+  for (const { name, k } of kernelSets) {
+    for (const format of ['f32', 'f16'] as WeightFormat[]) {
+      for (const v of [{}, { bias: true }, { residual: true }, { gated: true }]) k.matmul({ format, ...v });
+      k.embed(format);
+    }
+    k.rmsnorm();
+    k.rope();
+    k.sample();
+    k.copy();
+    try {
+      await k.ready();
+      out.push({ name: `every kernel [${name}] compiles`, maxErr: 0, tol: 0, ok: true });
+    } catch (e) {
+      out.push({ name: `kernels [${name}]: ${errorMessage(e)}`, maxErr: 1, tol: 0, ok: false });
+    }
+  }
+  return out;
+}
+
 // ---- f16 widening --------------------------------------------------------------------------------------
 
 const WIDEN_TEST_WGSL = `
@@ -274,7 +342,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
 
 /**
  * Every finite half (both signs, subnormals included) through the weight loader the f16 kernels use
- * (src/gpu/kernels.ts widenHalves): bitwise equal to the exact value. unpack2x16float and native
+ * (widenHalves, shaders/widen-halves.wgsl): bitwise equal to the exact value. unpack2x16float and native
  * f16 (where the adapter has shader-f16) are measured too, for information: WGSL lets them flush
  * subnormals, so they do not fail the check.
  */

@@ -34,7 +34,7 @@ export async function meshJoin(args: JoinArgs): Promise<JoinResult> {
   try {
     signal = await SignalClient.connect({ room: args.room, secret: args.secret, meta: { role: args.role, name: args.name ?? '' } });
   } catch (e) {
-    if (e instanceof SignallingError) return { error: { code: e.code, message: e.message } };
+    if (e instanceof SignallingError) return { error: { code: e.reason, message: e.message } };
     throw e;
   }
   const opts = { name: args.name, hopDelayMs: args.hopDelayMs, frameBytes: args.frameBytes, pingIntervalMs: 250, timeoutMs: 2000 };

@@ -92,6 +92,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
   const src = storageBuffer(dev, randomArray(size * size, rand));
   const dst = emptyBuffer(dev, bytes);
   const copyPipe = k0.copy();
+  await k0.ready();
   const copyGroup = k0.bind(copyPipe, [src, dst]);
   let copyTimer: (() => Promise<number>) | undefined;
   let copyName = '';
@@ -125,6 +126,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
         const x = storageBuffer(dev, randomArray(R * size, rand));
         const y = emptyBuffer(dev, R * size * 4);
         const pipe = k.matmul({ format });
+        await k.ready();
         const group = k.bind(pipe, [matmulParams(k, size, size), meta, x, w, w, emptyBuffer(dev, 16), y]);
         const grid = matmulGrid(size, lanes);
         const t = await timer(dev, (p) => {

@@ -1,6 +1,7 @@
 // WGSL sources (shaders/*.wgsl), their per-variant specialisation, and a pipeline cache per device.
 import type { WeightFormat } from '../model/types.ts';
 import type { GpuContext } from './device.ts';
+import { BadRequestError, GpuLimitsError, ShaderCompileError, errorMessage } from '../common/errors.ts';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import embedWgsl from '../../shaders/embed.wgsl?raw';
 import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
@@ -9,6 +10,8 @@ import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionSerialWgsl from '../../shaders/attention-serial.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
+import attendListWgsl from '../../shaders/attend-list.wgsl?raw';
+import widenHalvesWgsl from '../../shaders/widen-halves.wgsl?raw';
 
 /** Layout of the per-forward `meta` buffer (u32 words) that every kernel reads. */
 export const META = {
@@ -53,40 +56,142 @@ export function defaultAttention(ctx: GpuContext): AttentionVariant {
 }
 
 function replaceMarker(src: string, marker: string, replacement: string, pattern: RegExp): string {
+  // A bug (shader and loader out of step), not something a caller can cause.
   if (!src.includes(marker)) throw new Error(`shader source has no marker ${marker}`);
   return src.replace(pattern, replacement);
 }
 
-/**
- * Four IEEE halves (two per u32, low half first) to f32, exact for every finite half, subnormals
- * included (inf/NaN are not expected in weights). Integer ops only, with no f32 denormal on the way
- * (adapters may flush those): the same values as unpack2x16float, and faster on SwiftShader.
- */
-const WIDEN_HALVES = `
-fn widenHalves(p: vec2<u32>) -> vec4<f32> {
-  // Exponent + mantissa of each half moved to bits 13..27, the sign to bit 31.
-  let lo = (p << vec2<u32>(13u)) & vec2<u32>(0x0fffe000u);
-  let hi = (p >> vec2<u32>(3u)) & vec2<u32>(0x0fffe000u);
-  let mag = vec4<u32>(lo.x, hi.x, lo.y, hi.y);
-  let sgn = vec4<u32>(p.x << 16u, p.x, p.y << 16u, p.y) & vec4<u32>(0x80000000u);
-  // Normal: rebias the exponent by 112. Subnormal: m * 2^-24 = (2^-14 + m * 2^-24) - 2^-14.
-  let nrm = bitcast<vec4<f32>>(mag + vec4<u32>(0x38000000u));
-  let sub = bitcast<vec4<f32>>(mag + vec4<u32>(0x38800000u)) - vec4<f32>(6.103515625e-05);
-  let f = select(nrm, sub, (mag & vec4<u32>(0x0f800000u)) == vec4<u32>(0u));
-  return bitcast<vec4<f32>>(bitcast<vec4<u32>>(f) | sgn);
+/** One WGSL file of a kernel (after specialisation): its name, for compiler messages, and its text. */
+export interface WgslPart {
+  file: string;
+  code: string;
 }
-`;
 
-/** Specialises a weight-reading source (/*@WTYPE*\/ and /*@LOADn*\/ markers) for a weight format. */
-export function specialiseWeights(src: string, format: WeightFormat): string {
-  if (format === 'f32') return src;
-  // f16: two IEEE halves per u32, four weights per vec2<u32>, widened with unpack2x16float.
+/**
+ * A kernel's WGSL: one string (named by the kernel's label in messages), or files joined in order.
+ * WGSL has no #include: a family's shared declarations live in their own file (attend-list.wgsl,
+ * widen-halves.wgsl) that is joined after the kernel's own file, so the kernel's line numbers in
+ * compiler messages are those of its file.
+ */
+export type KernelSource = string | WgslPart[];
+
+/** The parts joined (each from a fresh line), and where a line of the result comes from. */
+export function joinWgsl(parts: WgslPart[]): { code: string; locate(line: number): { file: string; line: number } } {
+  const starts: number[] = [];
+  let line = 1;
+  let code = '';
+  for (const p of parts) {
+    starts.push(line);
+    const text = p.code.endsWith('\n') ? p.code : p.code + '\n';
+    code += text;
+    line += text.split('\n').length - 1;
+  }
+  return {
+    code,
+    locate(n) {
+      let i = starts.length - 1;
+      while (i > 0 && starts[i] > n) i--;
+      return { file: parts[i]?.file ?? '?', line: n - (starts[i] ?? 1) + 1 };
+    },
+  };
+}
+
+/** A pipeline created now (usable at once, as WebGPU allows) and the verdict of its compilation. */
+export interface PendingKernel {
+  pipeline: GPUComputePipeline;
+  /**
+   * Resolves when the compiler accepted the module and the pipeline; rejects with a
+   * ShaderCompileError naming the file and giving the compiler's messages as file:line:column.
+   */
+  checked: Promise<void>;
+}
+
+const MAX_REPORTED = 8;
+
+function compileMessage(label: string, parts: WgslPart[], code: string, locate: (line: number) => { file: string; line: number }, errors: GPUCompilationMessage[]): string {
+  const lines = code.split('\n');
+  const files = [...new Set(parts.map((p) => p.file))].join(' + ');
+  const head = `WGSL kernel ${files}${files === label ? '' : ` (pipeline "${label}")`} does not compile (${errors.length} error${errors.length === 1 ? '' : 's'}):`;
+  const body = errors.slice(0, MAX_REPORTED).map((m) => {
+    if (!(m.lineNum > 0)) return `  ${parts[0]?.file ?? label}: error: ${m.message}`;
+    const at = locate(m.lineNum);
+    const src = lines[m.lineNum - 1]?.trim();
+    return `  ${at.file}:${at.line}:${m.linePos}: error: ${m.message}${src ? `\n      ${src}` : ''}`;
+  });
+  if (errors.length > MAX_REPORTED) body.push(`  ... and ${errors.length - MAX_REPORTED} more`);
+  return [head, ...body].join('\n');
+}
+
+/**
+ * Creates the shader module and compute pipeline of a kernel right away (no waiting: pipelines of
+ * a stage are all created, and compiled by the implementation, in parallel) and checks them in the
+ * background: `checked` rejects with a ShaderCompileError when the WGSL has errors (from
+ * getCompilationInfo, with file:line:column) or the pipeline is refused (a validation error).
+ */
+export function createKernel(device: GPUDevice, label: string, source: KernelSource, entryPoint = 'main'): PendingKernel {
+  const parts = typeof source === 'string' ? [{ file: label, code: source }] : source;
+  const { code, locate } = joinWgsl(parts);
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label, code });
+  const pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint } });
+  const scope = device.popErrorScope();
+  const checked = Promise.all([module.getCompilationInfo(), scope]).then(([info, refused]) => {
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) throw new ShaderCompileError(label, compileMessage(label, parts, code, locate, errors));
+    if (refused) {
+      const files = [...new Set(parts.map((p) => p.file))].join(' + ');
+      throw new ShaderCompileError(label, `WGSL kernel ${files} (pipeline "${label}", entry point ${entryPoint}) compiled, but WebGPU refused its pipeline: ${refused.message}`);
+    }
+  });
+  return { pipeline, checked };
+}
+
+/**
+ * Compiles a kernel and waits for the verdict: the pipeline, or a ShaderCompileError. The same path
+ * as every pipeline of Kernels (createKernel), awaited.
+ */
+export async function compileKernel(device: GPUDevice, label: string, source: KernelSource, entryPoint = 'main'): Promise<GPUComputePipeline> {
+  const k = createKernel(device, label, source, entryPoint);
+  await k.checked;
+  return k.pipeline;
+}
+
+/** The f16 form of a weight-reading file (/*@WTYPE*\/ and /*@LOADn*\/ markers), plus widenHalves. */
+function weightParts(file: string, src: string, format: WeightFormat): WgslPart[] {
+  if (format === 'f32') return [{ file, code: src }];
+  // f16: two IEEE halves per u32, four weights per vec2<u32>, widened with integer operations.
   let s = src.replace(/\/\*@WTYPE\*\/vec4<f32>/g, 'vec2<u32>');
   for (const n of ['0', '1']) {
     const re = new RegExp(`/\\*@LOAD${n}\\*/return w${n}\\[i\\];`);
     if (re.test(s)) s = s.replace(re, `return widenHalves(w${n}[i]);`);
   }
-  return s + WIDEN_HALVES;
+  return [{ file, code: s }, { file: 'widen-halves.wgsl', code: widenHalvesWgsl }];
+}
+
+/** Specialises a weight-reading source (/*@WTYPE*\/ and /*@LOADn*\/ markers) for a weight format. */
+export function specialiseWeights(src: string, format: WeightFormat): string {
+  return joinWgsl(weightParts('kernel', src, format)).code;
+}
+
+/** matmul.wgsl's reduceLanes, and its subgroup form. */
+const REDUCE_LANES = /fn reduceLanes\(t: u32, a: vec4<f32>\) -> vec4<f32> \{[\s\S]*?\n\}\n/;
+const REDUCE_LANES_SUBGROUP = 'fn reduceLanes(t: u32, a: vec4<f32>) -> vec4<f32> {\n  var s = a;\n  for (var m = 1u; m < LANES; m <<= 1u) { s = s + subgroupShuffleXor(s, m); }\n  return s;\n}\n';
+
+function matmulParts(v: MatmulVariant, lanes: number, subgroups: boolean): WgslPart[] {
+  if (64 % lanes !== 0 || (lanes & (lanes - 1)) !== 0) throw new BadRequestError(`matmul lanes must be a power of two dividing 64, got ${lanes}`);
+  const [main, ...rest] = weightParts('matmul.wgsl', matmulWgsl, v.format);
+  let s = main.code;
+  if (subgroups && lanes > 1) {
+    // Same number of lines (padded), so compiler messages keep matmul.wgsl's line numbers.
+    s = s.replace(REDUCE_LANES, (old) => REDUCE_LANES_SUBGROUP + '\n'.repeat(old.split('\n').length - REDUCE_LANES_SUBGROUP.split('\n').length));
+    if (s.includes('red[t] = a;')) throw new Error('matmul: subgroup specialisation failed');
+    s = 'enable subgroups; ' + s; // on line 1 (a comment there), for the same reason
+  }
+  s = replaceMarker(s, '/*@LANES*/', `${lanes}u`, /\/\*@LANES\*\/\d+u/);
+  s = replaceMarker(s, '/*@GATED*/', String(!!v.gated), /\/\*@GATED\*\/(true|false)/);
+  s = replaceMarker(s, '/*@BIAS*/', String(!!v.bias), /\/\*@BIAS\*\/(true|false)/);
+  s = replaceMarker(s, '/*@RESIDUAL*/', String(!!v.residual), /\/\*@RESIDUAL\*\/(true|false)/);
+  return [{ file: main.file, code: s }, ...rest];
 }
 
 /**
@@ -94,23 +199,7 @@ export function specialiseWeights(src: string, format: WeightFormat): string {
  * (no workgroup barriers, which are expensive on SwiftShader) instead of workgroup memory.
  */
 export function matmulSource(v: MatmulVariant, lanes = DEFAULT_LANES, subgroups = false): string {
-  if (64 % lanes !== 0 || (lanes & (lanes - 1)) !== 0) throw new Error(`lanes must be a power of two dividing 64, got ${lanes}`);
-  let s = specialiseWeights(matmulWgsl, v.format);
-  if (subgroups && lanes > 1) {
-    for (const n of ['0', '1']) {
-      s = s.replace(
-        new RegExp(`fn reduceLanes${n}\\(t: u32, a: vec4<f32>\\) -> vec4<f32> \\{[\\s\\S]*?\\n\\}\\n`),
-        `fn reduceLanes${n}(t: u32, a: vec4<f32>) -> vec4<f32> {\n  var s = a;\n  for (var m = 1u; m < LANES; m <<= 1u) { s = s + subgroupShuffleXor(s, m); }\n  return s;\n}\n`,
-      );
-    }
-    if (s.includes('red0[t] = a;')) throw new Error('matmul: subgroup specialisation failed');
-    s = 'enable subgroups;\n' + s;
-  }
-  s = replaceMarker(s, '/*@LANES*/', `${lanes}u`, /\/\*@LANES\*\/\d+u/);
-  s = replaceMarker(s, '/*@GATED*/', String(!!v.gated), /\/\*@GATED\*\/(true|false)/);
-  s = replaceMarker(s, '/*@BIAS*/', String(!!v.bias), /\/\*@BIAS\*\/(true|false)/);
-  s = replaceMarker(s, '/*@RESIDUAL*/', String(!!v.residual), /\/\*@RESIDUAL\*\/(true|false)/);
-  return s;
+  return joinWgsl(matmulParts(v, lanes, subgroups)).code;
 }
 
 export type BindingResource = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -121,9 +210,11 @@ export class Kernels {
   /** Matmul lane reduction through subgroup shuffles. */
   readonly subgroups: boolean;
   readonly attentionVariant: AttentionVariant;
-  private cache: Map<string, GPUComputePipeline>;
-  /** Compiled pipelines per device, shared by every Kernels (and Stage) on it. */
-  private static caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+  private cache: Map<string, PendingKernel>;
+  /** The compilation checks of the pipelines this Kernels handed out (see ready()). */
+  private handedOut = new Set<Promise<void>>();
+  /** Pipelines per device, shared by every Kernels (and Stage) on it. */
+  private static caches = new WeakMap<GPUDevice, Map<string, PendingKernel>>();
 
   constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean; attention?: AttentionVariant } = {}) {
     this.device = ctx.device;
@@ -136,50 +227,74 @@ export class Kernels {
     this.subgroups = (opts.subgroups ?? true) && this.lanes > 1 && ctx.features.subgroups && minSg >= this.lanes;
   }
 
-  private pipeline(key: string, code: () => string): GPUComputePipeline {
+  private pipeline(key: string, source: () => KernelSource): GPUComputePipeline {
     let p = this.cache.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ label: key, code: code() });
-      void module.getCompilationInfo().then((info) => {
-        for (const m of info.messages) {
-          if (m.type === 'error') console.error(`WGSL ${key}:${m.lineNum}:${m.linePos}: ${m.message}`);
-        }
-      });
-      p = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      p = createKernel(this.device, key, source());
+      // Also on the console for callers that never ask (ready() rejects with the same error).
+      p.checked.catch((e: unknown) => console.error(errorMessage(e)));
       this.cache.set(key, p);
     }
-    return p;
+    this.handedOut.add(p.checked);
+    return p.pipeline;
+  }
+
+  /**
+   * Resolves when every pipeline this Kernels has handed out so far has compiled (they compile in
+   * parallel; this only waits for the verdicts).
+   * @throws ShaderCompileError naming the kernel's file(s), with the compiler's file:line:column messages.
+   */
+  async ready(): Promise<void> {
+    await Promise.all(this.handedOut);
   }
 
   matmul(v: MatmulVariant): GPUComputePipeline {
     const key = `matmul:${v.format}:${v.gated ? 'g' : ''}${v.bias ? 'b' : ''}${v.residual ? 'r' : ''}:${this.lanes}${this.subgroups ? 'sg' : ''}`;
-    return this.pipeline(key, () => matmulSource(v, this.lanes, this.subgroups));
+    return this.pipeline(key, () => matmulParts(v, this.lanes, this.subgroups));
   }
   embed(format: WeightFormat): GPUComputePipeline {
-    return this.pipeline(`embed:${format}`, () => specialiseWeights(embedWgsl, format));
+    return this.pipeline(`embed:${format}`, () => weightParts('embed.wgsl', embedWgsl, format));
   }
   rmsnorm(): GPUComputePipeline {
-    return this.pipeline('rmsnorm', () => rmsnormWgsl);
+    return this.pipeline('rmsnorm', () => [{ file: 'rmsnorm.wgsl', code: rmsnormWgsl }]);
   }
   rope(): GPUComputePipeline {
-    return this.pipeline('rope', () => ropeWgsl);
+    return this.pipeline('rope', () => [{ file: 'rope.wgsl', code: ropeWgsl }]);
   }
   attention(): GPUComputePipeline {
-    return this.attentionVariant === 'serial' ? this.pipeline('attention-serial', () => attentionSerialWgsl) : this.pipeline('attention', () => attentionWgsl);
+    const serial = this.attentionVariant === 'serial';
+    const file = serial ? 'attention-serial.wgsl' : 'attention.wgsl';
+    return this.pipeline(serial ? 'attention-serial' : 'attention', () => [
+      { file, code: serial ? attentionSerialWgsl : attentionWgsl },
+      { file: 'attend-list.wgsl', code: attendListWgsl },
+    ]);
   }
   /** Workgroups of an attention dispatch for `rows` rows. */
   attentionGrid(rows: number, numHeads: number): [number, number] {
     return this.attentionVariant === 'serial' ? [Math.ceil((rows * numHeads) / 64), 1] : [numHeads, rows];
   }
   sample(): GPUComputePipeline {
-    return this.pipeline('sample', () => sampleWgsl);
+    return this.pipeline('sample', () => [{ file: 'sample.wgsl', code: sampleWgsl }]);
   }
   copy(): GPUComputePipeline {
-    return this.pipeline('copy', () => copyWgsl);
+    return this.pipeline('copy', () => [{ file: 'copy.wgsl', code: copyWgsl }]);
   }
 
-  /** Bind group whose binding i is resources[i]. */
+  /**
+   * Bind group whose binding i is resources[i].
+   * @throws GpuLimitsError when a storage binding is larger than the device allows.
+   */
   bind(pipeline: GPUComputePipeline, resources: BindingResource[], label?: string): GPUBindGroup {
+    const max = this.device.limits?.maxStorageBufferBindingSize;
+    resources.forEach((r, i) => {
+      const b = r instanceof GPUBuffer ? { buffer: r } : r;
+      const bytes = b.size ?? b.buffer.size - (b.offset ?? 0);
+      if (max && b.buffer.usage & GPUBufferUsage.STORAGE && bytes > max) {
+        throw new GpuLimitsError(
+          `${label || b.buffer.label || 'a buffer'}: binding ${i} needs ${mib(bytes)} in one piece, more than this GPU allows (maxStorageBufferBindingSize ${mib(max)}): use a smaller model, or spread its layers over more stages.`,
+        );
+      }
+    });
     return this.device.createBindGroup({
       label,
       layout: pipeline.getBindGroupLayout(0),
@@ -212,19 +327,37 @@ export function matmulGrid(outDim: number, lanes: number): [number, number] {
 }
 
 export function matmulParams(k: Kernels, inDim: number, outDim: number): GPUBuffer {
-  if (inDim % 4 !== 0) throw new Error(`matmul input size must be a multiple of 4, got ${inDim}`);
+  if (inDim % 4 !== 0) throw new BadRequestError(`matmul input size must be a multiple of 4, got ${inDim}`);
   return k.uniform([inDim / 4, outDim, 0, 0], `matmul ${outDim}x${inDim}`);
 }
 
-/** Creates a storage buffer with `data` (padded to 4 bytes). */
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 0)} MiB`;
+}
+
+/** GpuLimitsError when a buffer of `size` bytes is over the device's maxBufferSize. */
+function checkBufferSize(device: GPUDevice, size: number, label?: string): void {
+  const max = device.limits?.maxBufferSize;
+  if (max && size > max) {
+    throw new GpuLimitsError(
+      `${label || 'a buffer'}: ${mib(size)} in one buffer, more than this GPU allows (maxBufferSize ${mib(max)}): use a smaller model, or spread its layers over more stages.`,
+    );
+  }
+}
+
+/** Creates a storage buffer with `data` (padded to 4 bytes). @throws GpuLimitsError when it is over maxBufferSize. */
 export function storageBuffer(device: GPUDevice, data: ArrayBufferView, label?: string, extraUsage = 0): GPUBuffer {
   const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4);
+  checkBufferSize(device, size, label);
   const buf = device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage, mappedAtCreation: true });
   new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   buf.unmap();
   return buf;
 }
 
+/** A zeroed storage buffer of at least `bytes` (rounded up to 16). @throws GpuLimitsError when it is over maxBufferSize. */
 export function emptyBuffer(device: GPUDevice, bytes: number, label?: string, extraUsage = 0): GPUBuffer {
-  return device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage });
+  const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+  checkBufferSize(device, size, label);
+  return device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage });
 }

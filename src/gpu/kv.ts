@@ -1,5 +1,6 @@
 // Host-side bookkeeping of a stage's KV slot pool. No GPU work: a slot's K/V stay where the row
 // wrote them; committing appends the slot to the attend prefix, releasing forgets it.
+import { BadRequestError } from '../common/errors.ts';
 
 export class KvSlots {
   private committedList: number[] = [];
@@ -16,7 +17,7 @@ export class KvSlots {
   commit(slots: Iterable<number>): void {
     for (const s of slots) {
       this.check(s);
-      if (this.committedSet.has(s)) throw new Error(`KV slot ${s} is already committed`);
+      if (this.committedSet.has(s)) throw new BadRequestError(`KV slot ${s} is already committed`);
       this.committedSet.add(s);
       this.committedList.push(s);
     }
@@ -40,6 +41,6 @@ export class KvSlots {
   }
 
   check(slot: number): void {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.numSlots) throw new Error(`KV slot ${slot} out of range [0, ${this.numSlots})`);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.numSlots) throw new BadRequestError(`KV slot ${slot} out of range [0, ${this.numSlots})`);
   }
 }

@@ -12,6 +12,7 @@ import { Kernels, type AttentionVariant, META, matmulGrid, matmulParams, storage
 import { KvSlots } from './kv.ts';
 import { ropeTable } from '../common/numerics.ts';
 import { tensorF32, tensorIn } from '../model/weights.ts';
+import { BadRequestError, GpuLimitsError, ModelFormatError } from '../common/errors.ts';
 
 export interface StageOptions {
   /** KV slots per layer (committed context + in-flight tree nodes). */
@@ -96,9 +97,11 @@ export class Stage {
     const qkvDim = qDim + 2 * kvDim;
     const I = s.intermediateSize;
     const R = this.maxRows;
-    if (H % 4 || I % 4 || hd % 4 || qDim % 4) throw new Error('hidden, intermediate and head sizes must be multiples of 4');
-    if (hd > 256) throw new Error('headDim > 256 is not supported');
-    if (s.numHeads % s.numKvHeads) throw new Error('numHeads must be a multiple of numKvHeads');
+    if (H % 4 || I % 4 || hd % 4 || qDim % 4) {
+      throw new ModelFormatError(`this runtime needs hidden, intermediate and head sizes that are multiples of 4 (the model has ${H}, ${I}, ${hd})`);
+    }
+    if (hd > 256) throw new ModelFormatError(`head size ${hd} is not supported (at most 256)`);
+    if (s.numHeads % s.numKvHeads) throw new ModelFormatError(`numHeads ${s.numHeads} is not a multiple of numKvHeads ${s.numKvHeads}`);
 
     const k = this.k;
     const buf = (b: GPUBuffer) => {
@@ -205,16 +208,42 @@ export class Stage {
     this.readback = buf(dev.createBuffer({ label: 'readback', size: Math.ceil(readBytes / 16) * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
   }
 
-  /** Uploads the weights of `role` (layers, plus embedding / final norm + head) and preallocates everything. */
+  /**
+   * Uploads the weights of `role` (layers, plus embedding / final norm + head), preallocates
+   * everything and waits until the kernels have compiled.
+   * @throws ModelFormatError when the model's shapes are outside what the kernels support.
+   * @throws GpuLimitsError when a buffer is over the device's limits or the GPU runs out of memory.
+   * @throws ShaderCompileError when a kernel does not compile on this adapter.
+   * @throws BadRequestError on invalid options.
+   */
   static async create(ctx: GpuContext, spec: ModelSpec, role: StageRole, tensors: (name: string) => HostTensor, opts: StageOptions): Promise<Stage> {
-    ctx.device.pushErrorScope('validation');
-    ctx.device.pushErrorScope('out-of-memory');
-    const stage = new Stage(ctx, spec, role, tensors, opts);
-    const oom = await ctx.device.popErrorScope();
-    const val = await ctx.device.popErrorScope();
-    if (oom || val) {
+    const dev = ctx.device;
+    dev.pushErrorScope('validation');
+    dev.pushErrorScope('out-of-memory');
+    let stage: Stage;
+    try {
+      stage = new Stage(ctx, spec, role, tensors, opts);
+    } catch (e) {
+      void Promise.all([dev.popErrorScope(), dev.popErrorScope()]).catch(() => undefined);
+      throw e;
+    }
+    const oomScope = dev.popErrorScope();
+    const validationScope = dev.popErrorScope();
+    try {
+      // Kernel errors first: they come with the compiler's messages (pipelines have their own scopes).
+      await stage.k.ready();
+      const oom = await oomScope;
+      if (oom) {
+        throw new GpuLimitsError(
+          `the GPU ran out of memory for this stage (${(stage.weightBytes / 2 ** 20).toFixed(0)} MiB of weights, plus KV cache and activations): use a smaller model, fewer layers per stage or fewer KV slots (${oom.message})`,
+        );
+      }
+      // What is left for validation: buffers and bindings the device refused.
+      const val = await validationScope;
+      if (val) throw new GpuLimitsError(`this GPU refused the stage's buffers: ${val.message}`);
+    } catch (e) {
       stage.destroy();
-      throw new Error(`Stage.create: ${(oom ?? val)!.message}`);
+      throw e;
     }
     return stage;
   }
@@ -231,10 +260,10 @@ export class Stage {
     const R = batch.positions.length;
     const m = this.metaHost;
     const mf = this.metaF;
-    if (R < 1 || R > this.maxRows) throw new Error(`forward: ${R} rows, expected 1..${this.maxRows}`);
-    if (batch.slots.length !== R || batch.ancestors.length !== R) throw new Error('forward: slots/ancestors length differs from positions');
-    if (this.role.embed && (!batch.tokens || batch.tokens.length !== R)) throw new Error('forward: the first stage needs one token per row');
-    if (!this.role.embed && (!batch.hidden || batch.hidden.length < R * this.spec.hiddenSize)) throw new Error('forward: needs hidden [rows * hiddenSize]');
+    if (R < 1 || R > this.maxRows) throw new BadRequestError(`forward: ${R} rows, expected 1..${this.maxRows}`);
+    if (batch.slots.length !== R || batch.ancestors.length !== R) throw new BadRequestError('forward: slots/ancestors length differs from positions');
+    if (this.role.embed && (!batch.tokens || batch.tokens.length !== R)) throw new BadRequestError('forward: the first stage needs one token per row');
+    if (!this.role.embed && (!batch.hidden || batch.hidden.length < R * this.spec.hiddenSize)) throw new BadRequestError('forward: needs hidden [rows * hiddenSize]');
     m[0] = R;
     m[1] = committed.length;
     m.set(committed, META.committedOff);
@@ -243,11 +272,11 @@ export class Stage {
     for (let r = 0; r < R; r++) {
       const o = this.rowsOff + r * META.rowStride;
       const tok = this.role.embed ? batch.tokens![r] : 0;
-      if (this.role.embed && (tok < 0 || tok >= this.spec.vocabSize)) throw new Error(`forward: token ${tok} out of range`);
+      if (this.role.embed && (tok < 0 || tok >= this.spec.vocabSize)) throw new BadRequestError(`forward: token ${tok} out of range`);
       this.kv.check(batch.slots[r]);
-      if (batch.positions[r] < 0 || batch.positions[r] >= maxPos) throw new Error(`forward: position ${batch.positions[r]} out of range`);
+      if (batch.positions[r] < 0 || batch.positions[r] >= maxPos) throw new BadRequestError(`forward: position ${batch.positions[r]} out of range`);
       const anc = batch.ancestors[r];
-      if (committed.length + anc.length + 1 > this.numSlots + this.maxRows) throw new Error('forward: attend list too long');
+      if (committed.length + anc.length + 1 > this.numSlots + this.maxRows) throw new BadRequestError('forward: attend list too long');
       m[o] = tok;
       m[o + 1] = batch.positions[r];
       m[o + 2] = batch.slots[r];
@@ -258,7 +287,7 @@ export class Stage {
       m[o + 6] = smp?.topK ?? 0;
       mf[o + 7] = smp?.topP ?? 1;
       mf[o + 8] = smp?.uniform ?? 0;
-      if (a + anc.length > m.length) throw new Error('forward: too many ancestor slots');
+      if (a + anc.length > m.length) throw new BadRequestError('forward: too many ancestor slots');
       for (const x of anc) this.kv.check(x);
       m.set(anc, a);
       a += anc.length;
@@ -267,7 +296,7 @@ export class Stage {
   }
 
   private async run(batch: RowBatch, committed: number[]): Promise<StageOutput> {
-    if (this.destroyed) throw new Error('stage destroyed');
+    if (this.destroyed) throw new BadRequestError('forward: this stage was destroyed');
     const s = this.spec;
     const k = this.k;
     const dev = this.device;
@@ -289,11 +318,11 @@ export class Stage {
     let bytes: number;
     const V = s.vocabSize;
     if (this.role.head) {
-      if (nLogits > this.maxLogitsRows) throw new Error(`forward: at most ${this.maxLogitsRows} logits rows`);
+      if (nLogits > this.maxLogitsRows) throw new BadRequestError(`forward: at most ${this.maxLogitsRows} logits rows`);
       const base = Math.ceil(R / 4) * 16;
       enc.copyBufferToBuffer(this.tokens!, 0, this.readback, 0, Math.min(base, this.tokens!.size));
       batch.logitsRows?.forEach((r, i) => {
-        if (r < 0 || r >= R) throw new Error(`forward: logits row ${r} out of range`);
+        if (r < 0 || r >= R) throw new BadRequestError(`forward: logits row ${r} out of range`);
         enc.copyBufferToBuffer(this.logits!, r * V * 4, this.readback, base + i * V * 4, V * 4);
       });
       bytes = base + nLogits * V * 4;

@@ -1,6 +1,7 @@
 // Deterministic random models and data for kernel/stage tests and the benchmark.
 import type { HostTensor, ModelSpec, WeightFormat } from '../model/types.ts';
 import { f32ToF16Bits, seededRandom } from '../common/numerics.ts';
+import { ModelFormatError } from '../common/errors.ts';
 
 export function randomArray(n: number, rand: () => number, scale = 1, offset = 0): Float32Array {
   const a = new Float32Array(n);
@@ -73,7 +74,7 @@ export function randomLlamaTensors(spec: ModelSpec, seed: number, format: Weight
 export function getter(m: Map<string, HostTensor>): (name: string) => HostTensor {
   return (name) => {
     const t = m.get(name);
-    if (!t) throw new Error(`missing tensor ${name}`);
+    if (!t) throw new ModelFormatError(`missing tensor ${name}`);
     return t;
   };
 }

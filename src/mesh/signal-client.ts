@@ -1,6 +1,7 @@
 // A tab's side of the signalling service: join a room, learn who is there, exchange SDP/ICE.
 
 import { Emitter } from './emitter.ts';
+import { SpecpipeError } from '../common/errors.ts';
 import {
   SIGNAL_PATH,
   SIGNAL_VERSION,
@@ -14,13 +15,20 @@ import {
 
 export type { IceServerConfig, PeerInfo, PeerMeta } from '../server/signal-protocol.ts';
 
-export class SignallingError extends Error {
+/** Why the signalling service refused or dropped this tab: the server's SignalErrorCode, or a local one. */
+export type SignallingReason = SignalErrorCode | 'connect-failed' | 'closed' | 'timeout';
+
+/**
+ * The room refused this tab (wrong secret, room full, ...) or the signalling connection failed:
+ * code 'room'; `reason` says which, for a program, `message` for a person.
+ */
+export class SignallingError extends SpecpipeError {
   override readonly name = 'SignallingError';
   constructor(
-    readonly code: SignalErrorCode | 'connect-failed' | 'closed' | 'timeout',
+    readonly reason: SignallingReason,
     message: string,
   ) {
-    super(message);
+    super('room', message);
   }
 }
 
@@ -82,7 +90,7 @@ export class SignalClient extends Emitter<SignalEvents> {
     for (const p of peers) this.peers.set(p.id, p);
   }
 
-  /** Opens the socket and joins; rejects with SignallingError (e.g. code 'wrong-secret') on refusal. */
+  /** Opens the socket and joins; rejects with SignallingError (reason e.g. 'wrong-secret') on refusal. */
   static connect(opts: SignalClientOptions): Promise<SignalClient> {
     const url = opts.url ?? defaultSignalUrl();
     const make: WebSocketFactory =

@@ -1,8 +1,10 @@
 // Hugging Face config.json (+ generation_config.json) -> ModelSpec, for the Llama-compatible
 // families the runtime implements. Anything we would compute wrongly is refused, not guessed.
 import type { ModelSpec, SupportedArchitecture } from './types.ts';
+import { ModelFormatError } from '../common/errors.ts';
 
-export class ModelConfigError extends Error {
+/** config.json is malformed or describes a model this runtime does not implement. */
+export class ModelConfigError extends ModelFormatError {
   override name = 'ModelConfigError';
 }
 

@@ -1,6 +1,7 @@
 // safetensors headers: 8-byte little-endian u64 header length, a JSON header
 // (name -> {dtype, shape, data_offsets}, optional __metadata__), then the data. Every number in the
 // header is checked against the file size before anyone reads a byte of tensor data.
+import { ModelFormatError } from '../common/errors.ts';
 
 /** Every dtype the safetensors format defines, with its size in bytes (sub-byte types excluded). */
 export const SAFETENSORS_DTYPE_BYTES = {
@@ -14,7 +15,8 @@ export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPE_BYTES;
 /** The header may not be larger than this (the reference implementation's limit is 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-export class SafetensorsError extends Error {
+/** A safetensors file or shard index is malformed or truncated. */
+export class SafetensorsError extends ModelFormatError {
   override name = 'SafetensorsError';
 }
 

@@ -2,6 +2,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelSourceError, type ModelSource } from './source.ts';
+import { ModelFormatError } from '../common/errors.ts';
 
 export function directorySource(dir: string): ModelSource {
   const path = (file: string): string => {
@@ -19,7 +20,7 @@ export function directorySource(dir: string): ModelSource {
         return { size: s.size, etag: `${s.size}-${s.mtimeMs}` };
       } catch (e) {
         if (missing(e)) throw new ModelSourceError(`${path(file)}: not found`);
-        throw e;
+        throw new ModelSourceError(`${path(file)}: ${(e as Error).message}`, { cause: e });
       }
     },
     async readText(file) {
@@ -27,7 +28,7 @@ export function directorySource(dir: string): ModelSource {
         return await readFile(path(file), 'utf8');
       } catch (e) {
         if (missing(e)) throw new ModelSourceError(`${path(file)}: not found`);
-        throw e;
+        throw new ModelSourceError(`${path(file)}: ${(e as Error).message}`, { cause: e });
       }
     },
     async readJson(file) {
@@ -35,7 +36,7 @@ export function directorySource(dir: string): ModelSource {
       try {
         return JSON.parse(text) as unknown;
       } catch (e) {
-        throw new ModelSourceError(`${path(file)}: not valid JSON (${(e as Error).message})`);
+        throw new ModelFormatError(`${path(file)}: not valid JSON (${(e as Error).message})`, { cause: e });
       }
     },
     async readOptionalJson(file) {
@@ -43,7 +44,8 @@ export function directorySource(dir: string): ModelSource {
         return JSON.parse(await readFile(path(file), 'utf8')) as unknown;
       } catch (e) {
         if (missing(e)) return null;
-        throw new ModelSourceError(`${path(file)}: ${(e as Error).message}`);
+        if (e instanceof SyntaxError) throw new ModelFormatError(`${path(file)}: ${e.message}`, { cause: e });
+        throw new ModelSourceError(`${path(file)}: ${(e as Error).message}`, { cause: e });
       }
     },
     async readRange(file, start, end) {
@@ -53,7 +55,7 @@ export function directorySource(dir: string): ModelSource {
         let done = 0;
         while (done < out.byteLength) {
           const { bytesRead } = await fh.read(out, done, out.byteLength - done, start + done);
-          if (bytesRead === 0) throw new ModelSourceError(`${path(file)}: bytes [${start}, ${end}) are past the end of the file`);
+          if (bytesRead === 0) throw new ModelFormatError(`${path(file)}: bytes [${start}, ${end}) are past the end of the file (truncated?)`);
           done += bytesRead;
         }
         return out;

@@ -1,5 +1,6 @@
 // Where a model's files come from: a base URL (same-origin or any CORS host, read with HTTP Range
 // requests) or files the user picked. Everything above this reads files through ModelSource.
+import { BadRequestError, ModelFormatError, SpecpipeError } from '../common/errors.ts';
 
 export interface FileStat {
   size: number;
@@ -7,6 +8,7 @@ export interface FileStat {
   etag: string | null;
 }
 
+/** Where a model's files come from (urlSource: a base URL; fileSource: files the user picked): everything that reads model files goes through one. */
 export interface ModelSource {
   /** Human-readable origin, for messages (a URL, or "local files"). */
   readonly description: string;
@@ -24,8 +26,16 @@ export interface ModelSource {
   cacheKey(file: string): string | null;
 }
 
-export class ModelSourceError extends Error {
+/**
+ * A model file could not be read at all: not found, an HTTP error, offline, a host without CORS, a
+ * file the user did not pick (code 'model-source'). A file that was read but is malformed or
+ * shorter than it claims is a ModelFormatError instead.
+ */
+export class ModelSourceError extends SpecpipeError {
   override name = 'ModelSourceError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('model-source', message, options);
+  }
 }
 
 export interface UrlSourceOptions {
@@ -134,7 +144,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
       try {
         return JSON.parse(text) as unknown;
       } catch (e) {
-        throw new ModelSourceError(`${urlOf(file)}: not valid JSON (${(e as Error).message})`);
+        throw new ModelFormatError(`${urlOf(file)}: not valid JSON (${(e as Error).message})`, { cause: e });
       }
     },
 
@@ -148,13 +158,13 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
       } catch {
         // Dev servers answer unknown paths with an HTML page: treat as absent.
         if ((res.headers.get('content-type') ?? '').includes('text/html') || text.trimStart().startsWith('<')) return null;
-        throw new ModelSourceError(`${urlOf(file)}: not valid JSON`);
+        throw new ModelFormatError(`${urlOf(file)}: not valid JSON`);
       }
     },
 
     async readRange(file, start, end, signal) {
       if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && end >= start)) {
-        throw new ModelSourceError(`${urlOf(file)}: bad byte range [${start}, ${end})`);
+        throw new BadRequestError(`${urlOf(file)}: bad byte range [${start}, ${end})`);
       }
       if (end === start) return new Uint8Array(0);
       const whole = wholeFiles.get(file);
@@ -163,7 +173,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
       if (res.status === 206) {
         const bytes = new Uint8Array(await res.arrayBuffer());
         if (bytes.byteLength !== end - start) {
-          throw new ModelSourceError(`${urlOf(file)}: asked for bytes [${start}, ${end}) and got ${bytes.byteLength} bytes (file changed or truncated?)`);
+          throw new ModelFormatError(`${urlOf(file)}: asked for bytes [${start}, ${end}) and got ${bytes.byteLength} bytes (file changed or truncated?)`);
         }
         return bytes;
       }
@@ -172,14 +182,14 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
         keepWholeFile(file, bytes);
         return sliceChecked(bytes, file, start, end);
       }
-      if (res.status === 416) throw new ModelSourceError(`${urlOf(file)}: bytes [${start}, ${end}) are past the end of the file (HTTP 416)`);
+      if (res.status === 416) throw new ModelFormatError(`${urlOf(file)}: bytes [${start}, ${end}) are past the end of the file (HTTP 416; truncated?)`);
       throw new ModelSourceError(describeHttp(res, urlOf(file)));
     },
   };
 
   function sliceChecked(bytes: Uint8Array<ArrayBuffer>, file: string, start: number, end: number): Uint8Array<ArrayBuffer> {
     if (end > bytes.byteLength) {
-      throw new ModelSourceError(`${urlOf(file)}: bytes [${start}, ${end}) are past the end of the ${bytes.byteLength}-byte file`);
+      throw new ModelFormatError(`${urlOf(file)}: bytes [${start}, ${end}) are past the end of the ${bytes.byteLength}-byte file (truncated?)`);
     }
     return bytes.subarray(start, end);
   }
@@ -231,7 +241,7 @@ export function fileSource(files: Iterable<File> | Record<string, BlobLike>): Mo
       try {
         return JSON.parse(text) as unknown;
       } catch (e) {
-        throw new ModelSourceError(`${file}: not valid JSON (${(e as Error).message})`);
+        throw new ModelFormatError(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
       }
     },
     async readOptionalJson(file) {
@@ -240,7 +250,7 @@ export function fileSource(files: Iterable<File> | Record<string, BlobLike>): Mo
     async readRange(file, start, end) {
       const blob = need(file);
       if (end > blob.size || start < 0 || end < start) {
-        throw new ModelSourceError(`${file}: bytes [${start}, ${end}) are outside the ${blob.size}-byte file`);
+        throw new ModelFormatError(`${file}: bytes [${start}, ${end}) are outside the ${blob.size}-byte file (truncated?)`);
       }
       return new Uint8Array(await blob.slice(start, end).arrayBuffer());
     },

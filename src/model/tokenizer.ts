@@ -1,6 +1,7 @@
 // tokenizer.json (+ tokenizer_config.json) through @huggingface/tokenizers, behind a small interface.
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelSource } from './source.ts';
+import { ModelFormatError } from '../common/errors.ts';
 
 export interface EncodeOptions {
   /** Add BOS etc. as the tokenizer's post-processor says (default true). */
@@ -34,7 +35,8 @@ export interface TextTokenizer {
   readonly bosTokenId: number | null;
 }
 
-export class TokenizerError extends Error {
+/** tokenizer.json is not a tokenizer this runtime can load. */
+export class TokenizerError extends ModelFormatError {
   override name = 'TokenizerError';
 }
 
@@ -54,7 +56,7 @@ export function createTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown
   try {
     tok = new Tokenizer(tokenizerJson, config);
   } catch (e) {
-    throw new TokenizerError(`tokenizer.json: ${(e as Error).message}`);
+    throw new TokenizerError(`tokenizer.json: ${(e as Error).message}`, { cause: e });
   }
   const idOf = (v: unknown): number | null => {
     const content = specialTokenContent(v);

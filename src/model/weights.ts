@@ -6,8 +6,10 @@ import type { FileStat, ModelSource } from './source.ts';
 import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
 import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
 import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
+import { BadRequestError, ModelFormatError } from '../common/errors.ts';
 
-export class WeightError extends Error {
+/** A tensor is missing, has the wrong shape or dtype, or holds values that cannot be loaded (NaN, Inf, f16 overflow). */
+export class WeightError extends ModelFormatError {
   override name = 'WeightError';
 }
 
@@ -71,7 +73,7 @@ export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
 export function tensorNamesForRole(spec: ModelSpec, role: StageRole): string[] {
   const { start, end } = role.layers;
   if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= spec.numLayers)) {
-    throw new WeightError(`layer range [${start}, ${end}) is not within the model's ${spec.numLayers} layers`);
+    throw new BadRequestError(`layer range [${start}, ${end}) is not within the model's ${spec.numLayers} layers`);
   }
   const names: string[] = [];
   if (role.embed || (role.head && spec.tieWordEmbeddings)) names.push(EMBED);
