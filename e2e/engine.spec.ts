@@ -24,13 +24,13 @@ test('engine: progress, streamed tokens, seeded sampling lossless across modes, 
   expect(o.afterDispose).toEqual({ name: 'BadRequestError', code: 'bad-request', message: 'the engine was disposed' });
 });
 
-test('engine: a lost GPU device fails the engine with DeviceLostError', async ({ page, context }) => {
+test('engine: a lost GPU device fails the engine with DeviceLostError', async ({ page, browser }) => {
   await openHarness(page);
   await callInPage(page, PAGE, 'loadAndHold');
   expect(await callInPage<string>(page, PAGE, 'generateOnHeld')).toBe('ok');
   // Crash the GPU process (it serves every tab's WebGPU device): what a driver reset does.
-  const crasher = await context.newPage();
-  await crasher.goto('chrome://gpucrash').catch(() => undefined);
+  const cdp = await browser.newBrowserCDPSession();
+  await cdp.send('Browser.crashGpuProcess').catch(() => undefined);
   await expect.poll(() => callInPage<{ phase: string }[]>(page, PAGE, 'heldPhases').then((p) => p.map((x) => x.phase)), { timeout: 30_000 }).toContain('failed');
   const failed = (await callInPage<{ phase: string; error: string | null; errorName: string | null }[]>(page, PAGE, 'heldPhases')).find((p) => p.phase === 'failed')!;
   expect(failed.errorName).toBe('DeviceLostError');

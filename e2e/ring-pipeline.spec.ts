@@ -168,6 +168,28 @@ test('a stage tab closed, then one that stops answering, mid-generation: the rin
   expect(log).toMatch(/re-forming the ring with 2 stage\(s\)[\s\S]*re-forming the ring with 1 stage\(s\)/);
 });
 
+test('a stage whose GPU device is lost mid-generation leaves the ring like a closed tab; the output is unchanged', async ({ baseURL }) => {
+  test.setTimeout(300_000);
+  const req = { prompt: 'In the beginning', maxNewTokens: 24, sampling: GREEDY, mode: 'pp' } as const;
+  // Stage 1 alone in browser 1 (stage 2 shares browser 0 with the leader, which holds no GPU work).
+  const m = await mesh(baseURL!, DEMO, 2, { hopDelayMs: 15 });
+  const undisturbed = await run(m, req);
+  const tokens = (): Promise<number> => callInPage<number>(m.leader, PAGE, 'leaderTokens');
+  const running = run(m, req);
+  await expect.poll(tokens, { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(6);
+  const cdp = await browsers[1].newBrowserCDPSession();
+  await cdp.send('Browser.crashGpuProcess').catch(() => undefined);
+  const r = await running;
+  describeRun('after stage 1 lost its GPU device', r);
+  expect(r.tokens).toEqual(undisturbed.tokens);
+  expect(r.recoveries).toBe(1);
+  expect(r.stages).toEqual(['layers 0-7 + embedding + head']);
+  const stage = await callInPage<StageStatus>(m.stages[0], PAGE, 'stageStatusNow');
+  expect(stage.phase).toBe('failed');
+  const log = (await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow')).log.join('\n');
+  expect(log).toContain(`s1 (${m.stageIds[0]}) lost`);
+});
+
 test('a malformed message from a stage closes it with a clear error; a wrong secret is refused; a stage tab outlives its leader', async ({ baseURL }) => {
   const m = await mesh(baseURL!, TINY, 2);
   const before = await run(m, { promptIds: tiny.promptIds, maxNewTokens: 4, sampling: GREEDY, mode: 'pp' });
