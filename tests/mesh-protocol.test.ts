@@ -7,20 +7,27 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type MeshMessage,
+  type ProtocolErrorCode,
 } from '../src/mesh/protocol.ts';
+import { SpecpipeError } from '../src/common/errors.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/common/numerics.ts';
-import { randomLevel, randomResult, rng, stageWorkMessages } from './support/mesh-helpers.ts';
+import { controlMessages, randomLevel, randomResult, rng, stageWorkMessages } from './support/mesh-helpers.ts';
 
-function expectProtocolError(f: () => unknown, code: string): void {
+function expectProtocolError(f: () => unknown, reason: ProtocolErrorCode): void {
   try {
     f();
   } catch (e) {
     expect(e).toBeInstanceOf(ProtocolError);
-    expect((e as ProtocolError).code).toBe(code);
+    expect(e).toBeInstanceOf(SpecpipeError);
+    expect((e as ProtocolError).code).toBe('protocol');
+    expect((e as ProtocolError).reason).toBe(reason);
     return;
   }
-  throw new Error(`expected ProtocolError ${code}`);
+  throw new Error(`expected ProtocolError ${reason}`);
 }
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const fromHex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
 
 describe('mesh protocol', () => {
   it('round-trips level packets (f32) exactly', () => {
@@ -33,28 +40,16 @@ describe('mesh protocol', () => {
     }
   });
 
-  it('round-trips result packets and configs', () => {
+  it('round-trips result packets', () => {
     const rand = rng(2);
     for (let i = 0; i < 200; i++) {
       const packet = randomResult(rand);
       expect(decodeMessage(encodeMessage({ type: 'result', packet }))).toEqual({ type: 'result', packet });
     }
-    const config = { request: 7, temperature: 0.7, topK: 40, topP: 0.95 };
-    expect(decodeMessage(encodeMessage({ type: 'config', config }))).toEqual({ type: 'config', config });
   });
 
   it('round-trips control messages', () => {
-    const msgs: MeshMessage[] = [
-      { type: 'hello', role: 'leader', peer: 'abc123', name: 'laptop 1 ✓' },
-      { type: 'hello', role: 'stage', peer: 'x', name: '' },
-      { type: 'assign', ring: 3, index: 1, count: 4, prev: 'p', next: 'n' },
-      { type: 'ready', ring: 3 },
-      { type: 'ping', seq: 9, time: 1234.5678 },
-      { type: 'pong', seq: 9, time: 1234.5678 },
-      { type: 'error', code: 'bad-version', message: 'nope' },
-      { type: 'bye', reason: 'tab closed' },
-    ];
-    for (const m of msgs) expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    for (const m of controlMessages) expect(decodeMessage(encodeMessage(m))).toEqual(m);
   });
 
   it('round-trips stage-work messages and rejects bad values in them', () => {
@@ -101,10 +96,10 @@ describe('mesh protocol', () => {
 
   it('rejects bad magic, wrong version, truncation, trailing bytes, unknown type', () => {
     const good = encodeMessage({ type: 'level', packet: randomLevel(rng(4), { rows: 2, hidden: 8 }) });
-    const bad = (f: (b: Uint8Array) => Uint8Array | void, code: string): void => {
+    const bad = (f: (b: Uint8Array) => Uint8Array | void, reason: ProtocolErrorCode): void => {
       const b = good.slice();
       const out = f(b) ?? b;
-      expectProtocolError(() => decodeMessage(out), code);
+      expectProtocolError(() => decodeMessage(out), reason);
     };
     bad((b) => void (b[0] ^= 1), 'bad-magic');
     bad((b) => void (b[4] = PROTOCOL_VERSION + 1), 'bad-version');
@@ -136,5 +131,73 @@ describe('mesh protocol', () => {
       () => encodeMessage({ type: 'result', packet: { request: 0, step: 0, epoch: 0, nodes: [1], tokens: [], logits: null, logitsRows: [] } }),
       'inconsistent',
     );
+  });
+
+  it('keeps the wire bytes of protocol version 1 (golden messages)', () => {
+    const level: MeshMessage = {
+      type: 'level',
+      packet: {
+        request: 7,
+        step: 3,
+        epoch: 2,
+        verdict: { epoch: 2, commit: [5], release: [] },
+        rows: [{ node: 9, token: 42, position: 17, slot: 4, ancestors: [1, 2], uniform: 0.25 }],
+        hidden: Float32Array.of(1, -2.5),
+        logitsRows: [0],
+      },
+    };
+    const levelMeta = '02000000010000000000000005000000090000002a0000001100000004000000000000000000d03f0200000001000000020000000100000000000000';
+    const golden: [MeshMessage, 'f32' | 'f16', string][] = [
+      [level, 'f32', `53504d3101010101070000000300000002000000010000003c00000008000000${levelMeta}0000803f000020c0`],
+      [level, 'f16', `53504d3101010201070000000300000002000000010000003c00000004000000${levelMeta}003c00c1`],
+      [
+        { type: 'result', packet: { request: 7, step: 3, epoch: 2, nodes: [9], tokens: [42], logits: Float32Array.of(0.5, 1), logitsRows: [0] } },
+        'f32',
+        '53504d3101020100070000000300000002000000010000001000000008000000090000002a00000001000000000000000000003f0000803f',
+      ],
+      [controlMessages[0], 'f32', '53504d3101030000070000000000000000000000000000001400000000000000666666666666e63f28000000666666666666ee3f'],
+      [
+        { type: 'hello', role: 'stage', peer: 'p1', name: 'tab ✓' },
+        'f32',
+        '53504d31011000000000000000000000000000000000000010000000000000000102007031070074616220e29c930000',
+      ],
+      [
+        { type: 'load', load: 3, modelUrl: '/m/', start: 2, end: 5, embed: false, head: true, numSlots: 300, wire: 'f16', hopDelayMs: 25 },
+        'f32',
+        '53504d3101180000000000000000000000000000000000001c000000000000000300000002000000050000002c01000019000000020203002f6d2f00',
+      ],
+      [
+        { type: 'stats', request: 1, packets: 2, rowsComputed: 3, rowsDropped: 0, busyMs: 1.5, spanMs: 2, nextRttP50Ms: null, nextRttP95Ms: 4.25, nextRttSamples: 12 },
+        'f32',
+        '53504d31011d0000000000000000000000000000000000003400000000000000010000000200000003000000000000000c000000000000000000f83f0000000000000040000000000000f87f0000000000001140',
+      ],
+    ];
+    for (const [m, dtype, bytes] of golden) {
+      expect(hex(encodeMessage(m, { dtype })), `${m.type} ${dtype}`).toBe(bytes);
+      if (dtype === 'f32') expect(decodeMessage(fromHex(bytes))).toEqual(m);
+    }
+  });
+
+  it('has one encoding per message: f16 NaN, absent numbers and a leading BOM', () => {
+    const packet = randomLevel(rng(6), { rows: 1, hidden: 4 });
+    packet.hidden = Float32Array.of(NaN, -NaN, 1, new Float32Array(Uint32Array.of(0xffc00001).buffer)[0]);
+    const f16 = encodeMessage({ type: 'level', packet }, { dtype: 'f16' });
+    const at = f16.length - 8;
+    expect(hex(f16.subarray(at))).toBe('007e007e003c007e'); // every NaN as 0x7e00
+    for (const nan of [0xfe00, 0x7c01, 0x7e01]) {
+      const b = f16.slice();
+      new DataView(b.buffer).setUint16(at, nan, true);
+      expectProtocolError(() => decodeMessage(b), 'bad-value');
+    }
+    // An absent f64 is the one quiet NaN; another NaN would decode to null and re-encode differently.
+    const stats = stageWorkMessages.find((m) => m.type === 'stats' && m.nextRttP50Ms === null)!;
+    const bytes = encodeMessage(stats);
+    const p50 = HEADER_BYTES + 5 * 4 + 2 * 8;
+    expect(hex(bytes.subarray(p50, p50 + 8))).toBe('000000000000f87f');
+    bytes[p50] = 1;
+    expectProtocolError(() => decodeMessage(bytes), 'bad-value');
+    // U+FEFF at the start of a string is kept, not taken for a byte-order mark.
+    const bye: MeshMessage = { type: 'bye', reason: '\ufeffbye' };
+    expect(decodeMessage(encodeMessage(bye))).toEqual(bye);
   });
 });

@@ -133,6 +133,16 @@ export interface Engine<R extends GenerationReport = GenerationReport> {
   dispose(): void;
 }
 
+/** Loads `engine`; if that fails, disposes it (nothing half-loaded stays on the GPU) and rethrows. */
+export async function loadOrDispose<E extends Engine<GenerationReport>>(engine: E, opts?: LoadOptions): Promise<EngineInfo> {
+  try {
+    return await engine.load(opts);
+  } catch (e) {
+    engine.dispose();
+    throw e;
+  }
+}
+
 /**
  * Adapts a run that reports tokens through a callback to a Generation: events are queued for the
  * iterator (nothing is lost if the caller iterates late or not at all).

@@ -1,104 +1,34 @@
 // The mesh wire protocol: one binary message per LevelPacket, ResultPacket, RequestConfig or small
-// control message. Little-endian throughout.
-//
-// Header (32 bytes):
-//   0  u32 magic 'SPM1'        4  u8 version   5  u8 type   6  u8 dtype (0 none, 1 f32, 2 f16)
-//   7  u8 flags (bit 0: level carries a verdict)
-//   8  u32 request   12 u32 step   16 u32 epoch   20 u32 row count
-//   24 u32 meta length (bytes, a multiple of 4)   28 u32 payload length (bytes)
-// then `meta length` bytes of metadata (layout per type, zero-padded to 4 bytes), then the payload.
-// The message length must equal 32 + meta + payload exactly. The decoder checks every count and
-// length against what is left before reading it and throws ProtocolError otherwise.
-//
-// Level meta:  [verdict: epoch u32, commit n u32, release n u32, commit u32[n], release u32[n]]
-//              rows × (node u32, token u32, position u32, slot u32, uniform f64, ancestors n u32, u32[n])
-//              logitsRows n u32, u32[n]
-//   payload:   hidden [rows × hidden] (f32 or f16 on the wire; always Float32Array decoded)
-// Result meta: nodes u32[rows], tokens u32[rows], logitsRows n u32, u32[n]
-//   payload:   logits [logitsRows × vocab]
-// Config meta: temperature f64, topK u32, topP f64 (header request = config.request)
-// Control:     strings are u16 byte length + UTF-8; numbers that may be absent are f64 NaN.
-// Stage work (direct lane, leader <-> stage): info, load, progress, loaded, credit, query, stats;
-// their request ids live in the metadata (the header's request field is the level/config one).
+// control message. What is on the wire is the table in protocol-schema.ts; this file interprets it.
+// Encoding and decoding run the same per-kind codecs and the same checks, so the encoder never
+// produces a message the decoder refuses, and every message the decoder accepts re-encodes to the
+// same bytes (one encoding per message: zero padding, one NaN for an absent f64 or an f16 NaN).
+// The decoder checks every count and length against what is left before reading it and throws
+// ProtocolError, and nothing else, on anything invalid.
 
-import type { LevelPacket, ResultPacket, RequestConfig, RowMeta, Verdict } from '../pipeline/contract.ts';
-import { f16BitsToF32, f32ToF16Bits } from '../common/numerics.ts';
+import type { LevelPacket, ResultPacket, RequestConfig } from '../pipeline/contract.ts';
+import { SpecpipeError } from '../common/errors.ts';
+import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits } from '../common/numerics.ts';
+import {
+  countsRows,
+  DTYPE_CODES,
+  HEADER_BYTES,
+  HEADER_LAYOUT,
+  LIMITS,
+  PROTOCOL_MAGIC,
+  PROTOCOL_VERSION,
+  RANGES,
+  SCHEMAS,
+  type HeaderWord,
+  type MeshMessage,
+  type MeshMessageType,
+  type PayloadDtype,
+  type WireField,
+  type WireSchema,
+} from './protocol-schema.ts';
 
-export const PROTOCOL_MAGIC = 0x314d5053; // bytes 'S' 'P' 'M' '1'
-export const PROTOCOL_VERSION = 1;
-export const HEADER_BYTES = 32;
-
-/** Limits the decoder enforces (a message breaking one is rejected as oversized). */
-export const LIMITS = {
-  maxMessageBytes: 64 * 1024 * 1024,
-  maxRows: 65_536,
-  maxAncestors: 4_096,
-  maxListLength: 1 << 20,
-  maxStringBytes: 1_024,
-} as const;
-
-export type PayloadDtype = 'f32' | 'f16';
-export type MeshRole = 'leader' | 'stage';
-
-export type MeshMessage =
-  | { type: 'level'; packet: LevelPacket }
-  | { type: 'result'; packet: ResultPacket }
-  | { type: 'config'; config: RequestConfig }
-  | { type: 'hello'; role: MeshRole; peer: string; name: string }
-  /** Leader -> stage: your place in ring `ring` (an epoch of ring formation); prev/next are peer ids. */
-  | { type: 'assign'; ring: number; index: number; count: number; prev: string; next: string }
-  /** Stage -> leader: my links to prev and next for ring `ring` are up. */
-  | { type: 'ready'; ring: number }
-  | { type: 'ping'; seq: number; time: number }
-  | { type: 'pong'; seq: number; time: number }
-  | { type: 'error'; code: string; message: string }
-  | { type: 'bye'; reason: string }
-  /** Stage -> leader after joining: its adapter, measured matrix-vector GB/s, memory for weights + KV (0: unknown). */
-  | { type: 'info'; device: string; gbps: number; memoryBytes: number }
-  /**
-   * Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots;
-   * send hidden states as `wire` and delay every message by hopDelayMs (the ring's simulated network).
-   */
-  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype; hopDelayMs: number }
-  /** Stage -> leader: bytes of weights fetched so far for load `load`. */
-  | { type: 'progress'; load: number; done: number; total: number }
-  /** Stage -> leader: load `load` finished (error '' when it worked). */
-  | { type: 'loaded'; load: number; weightBytes: number; ms: number; error: string }
-  /** Stage 1 -> leader: levels of `request` it has processed (flow control). */
-  | { type: 'credit'; request: number; processed: number }
-  /** Leader -> stage: send your stats for `request`. */
-  | { type: 'query'; request: number }
-  /** Stage -> leader: its work on `request` and the round trip of its link to the next node. */
-  | { type: 'stats'; request: number; packets: number; rowsComputed: number; rowsDropped: number; busyMs: number; spanMs: number; nextRttP50Ms: number | null; nextRttP95Ms: number | null; nextRttSamples: number };
-
-export type MeshMessageType = MeshMessage['type'];
-
-const TYPE_CODES: Record<MeshMessageType, number> = {
-  level: 1,
-  result: 2,
-  config: 3,
-  hello: 16,
-  assign: 17,
-  ready: 18,
-  ping: 19,
-  pong: 20,
-  error: 21,
-  bye: 22,
-  info: 23,
-  load: 24,
-  progress: 25,
-  loaded: 26,
-  credit: 27,
-  query: 28,
-  stats: 29,
-};
-const TYPE_NAMES = new Map<number, MeshMessageType>(
-  Object.entries(TYPE_CODES).map(([k, v]) => [v, k as MeshMessageType]),
-);
-const DTYPE_NONE = 0;
-const DTYPE_F32 = 1;
-const DTYPE_F16 = 2;
-const FLAG_VERDICT = 1;
+export { HEADER_BYTES, LIMITS, PROTOCOL_MAGIC, PROTOCOL_VERSION } from './protocol-schema.ts';
+export type { MeshMessage, MeshMessageType, MeshRole, PayloadDtype } from './protocol-schema.ts';
 
 export type ProtocolErrorCode =
   | 'bad-magic'
@@ -111,47 +41,47 @@ export type ProtocolErrorCode =
   /** A bug in the decoder surfaced as an unexpected exception (should never happen; the fuzz tests look for it). */
   | 'internal';
 
-export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
+/** A message that is not valid in this protocol version: `code` 'protocol', `reason` says how. */
+export class ProtocolError extends SpecpipeError {
   constructor(
-    readonly code: ProtocolErrorCode,
+    readonly reason: ProtocolErrorCode,
     message: string,
   ) {
-    super(`${code}: ${message}`);
+    super('protocol', `${reason}: ${message}`);
   }
 }
 
-// ---------------------------------------------------------------- writer
+/** The only f16 NaN on the wire (the conversion of the f32 quiet NaN 0x7fc00000). */
+const F16_NAN = 0x7e00;
+/** An absent f64: the quiet NaN 0x7ff8000000000000, high word. */
+const ABSENT_HIGH = 0x7ff80000;
+
+const TYPE_NAMES = new Map<number, MeshMessageType>(Object.entries(SCHEMAS).map(([k, v]) => [v.code, k as MeshMessageType]));
+const DTYPE_NAMES = new Map<number, PayloadDtype>(Object.entries(DTYPE_CODES).map(([k, v]) => [v, k as PayloadDtype]));
+const elementBytes = (dtype: PayloadDtype): number => (dtype === 'f16' ? 2 : 4);
+const utf8Encoder = new TextEncoder();
+// ignoreBOM: a leading U+FEFF is part of the string, not a marker to drop (the bytes must re-encode the same).
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// ---------------------------------------------------------------- bytes
 
 class Writer {
-  private buf: ArrayBuffer;
-  private view: DataView;
-  private bytes: Uint8Array;
+  private bytes = new Uint8Array(256);
+  private view = new DataView(this.bytes.buffer);
   length = 0;
-  constructor(capacity = 256) {
-    this.buf = new ArrayBuffer(capacity);
-    this.view = new DataView(this.buf);
-    this.bytes = new Uint8Array(this.buf);
-  }
   private need(n: number): void {
-    if (this.length + n <= this.buf.byteLength) return;
-    let cap = this.buf.byteLength * 2;
+    if (this.length + n <= this.bytes.length) return;
+    let cap = this.bytes.length * 2;
     while (cap < this.length + n) cap *= 2;
-    const next = new ArrayBuffer(cap);
-    new Uint8Array(next).set(this.bytes.subarray(0, this.length));
-    this.buf = next;
-    this.view = new DataView(next);
-    this.bytes = new Uint8Array(next);
+    const next = new Uint8Array(cap);
+    next.set(this.bytes.subarray(0, this.length));
+    this.bytes = next;
+    this.view = new DataView(next.buffer);
   }
   u8(v: number): void {
     this.need(1);
     this.view.setUint8(this.length, v);
     this.length += 1;
-  }
-  u16(v: number): void {
-    this.need(2);
-    this.view.setUint16(this.length, v, true);
-    this.length += 2;
   }
   u32(v: number): void {
     this.need(4);
@@ -163,17 +93,13 @@ class Writer {
     this.view.setFloat64(this.length, v, true);
     this.length += 8;
   }
-  u32s(list: readonly number[]): void {
-    this.u32(list.length);
-    for (const v of list) this.u32(v);
-  }
-  str(s: string): void {
-    const b = new TextEncoder().encode(s);
-    if (b.length > LIMITS.maxStringBytes) throw new ProtocolError('oversized', `string of ${b.length} bytes`);
-    this.u16(b.length);
-    this.need(b.length);
-    this.bytes.set(b, this.length);
-    this.length += b.length;
+  str(s: string, what: string): void {
+    const b = utf8Encoder.encode(s);
+    if (b.length > LIMITS.maxStringBytes) throw new ProtocolError('oversized', `${what} of ${b.length} bytes`);
+    this.need(2 + b.length);
+    this.view.setUint16(this.length, b.length, true);
+    this.bytes.set(b, this.length + 2);
+    this.length += 2 + b.length;
   }
   pad4(): void {
     while (this.length % 4) this.u8(0);
@@ -183,11 +109,9 @@ class Writer {
   }
 }
 
-// ---------------------------------------------------------------- reader
-
 class Reader {
   private readonly view: DataView;
-  pos: number;
+  private pos: number;
   constructor(
     private readonly bytes: Uint8Array,
     start: number,
@@ -196,21 +120,20 @@ class Reader {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = start;
   }
-  get left(): number {
+  private get left(): number {
     return this.end - this.pos;
   }
   private need(n: number, what: string): void {
     if (n > this.left) throw new ProtocolError('truncated', `${what} needs ${n} bytes, ${this.left} left in metadata`);
   }
+  /** Checks a count against its limit and n × elementBytes against what is left, before anything is read or allocated. */
+  reserve(n: number, max: number, elementBytes: number, what: string): void {
+    if (n > max) throw new ProtocolError('oversized', `${what} count ${n} > ${max}`);
+    this.need(n * elementBytes, what);
+  }
   u8(what: string): number {
     this.need(1, what);
     return this.view.getUint8(this.pos++);
-  }
-  u16(what: string): number {
-    this.need(2, what);
-    const v = this.view.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
   }
   u32(what: string): number {
     this.need(4, what);
@@ -224,11 +147,10 @@ class Reader {
     this.pos += 8;
     return v;
   }
-  count(what: string, max: number, elementBytes: number): number {
-    const n = this.u32(`${what} count`);
-    if (n > max) throw new ProtocolError('oversized', `${what} count ${n} > ${max}`);
-    this.need(n * elementBytes, what);
-    return n;
+  /** The absent marker is one bit pattern: any other NaN would decode to null and re-encode differently. */
+  isAbsent(what: string): boolean {
+    this.need(8, what);
+    return this.view.getUint32(this.pos, true) === 0 && this.view.getUint32(this.pos + 4, true) === ABSENT_HIGH;
   }
   u32Array(n: number, what: string): number[] {
     this.need(n * 4, what);
@@ -237,17 +159,15 @@ class Reader {
     this.pos += 4 * n;
     return out;
   }
-  u32s(what: string, max: number = LIMITS.maxListLength): number[] {
-    return this.u32Array(this.count(what, max, 4), what);
-  }
   str(what: string): string {
-    const n = this.u16(`${what} length`);
-    if (n > LIMITS.maxStringBytes) throw new ProtocolError('oversized', `${what} of ${n} bytes`);
-    this.need(n, what);
+    this.need(2, `${what} length`);
+    const n = this.view.getUint16(this.pos, true);
+    this.pos += 2;
+    this.reserve(n, LIMITS.maxStringBytes, 1, what);
     const b = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(b);
+      return utf8Decoder.decode(b);
     } catch {
       throw new ProtocolError('bad-value', `${what} is not valid UTF-8`);
     }
@@ -261,41 +181,229 @@ class Reader {
   }
 }
 
-// ---------------------------------------------------------------- validation helpers
+// ---------------------------------------------------------------- values (the encoder's input is checked as strictly as the decoder's)
 
-function checkU32(v: number, what: string): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ProtocolError('bad-value', `${what} must be a u32, got ${v}`);
+type Fields = Record<string, unknown>;
+
+function badValue(what: string, v: unknown, wanted: string): ProtocolError {
+  return new ProtocolError('bad-value', `${what} must be ${wanted}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
 }
-function checkU32s(list: readonly number[], what: string): void {
-  if (list.length > LIMITS.maxListLength) throw new ProtocolError('oversized', `${what} has ${list.length} entries`);
-  for (const v of list) checkU32(v, what);
+function u32Of(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw badValue(what, v, 'a u32');
+  return v;
 }
-function checkUniform(u: number): void {
-  if (!(u >= 0 && u < 1)) throw new ProtocolError('bad-value', `row uniform must be in [0,1), got ${u}`);
+function inRange(f: Extract<WireField, { range: unknown }>, v: unknown, what: string): number {
+  const range = RANGES[f.range];
+  if (typeof v !== 'number' || !range.ok(v)) throw badValue(what, v, range.text);
+  return v;
 }
-function checkConfig(c: RequestConfig): void {
-  checkU32(c.request, 'config.request');
-  checkU32(c.topK, 'config.topK');
-  if (!(Number.isFinite(c.temperature) && c.temperature >= 0)) throw new ProtocolError('bad-value', `temperature ${c.temperature}`);
-  if (!(c.topP >= 0 && c.topP <= 1)) throw new ProtocolError('bad-value', `topP ${c.topP}`);
+function stringOf(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw badValue(what, v, 'a string');
+  return v;
 }
-function checkIndices(list: readonly number[], bound: number, what: string): void {
-  for (const i of list) if (i >= bound) throw new ProtocolError('inconsistent', `${what} index ${i} >= ${bound}`);
+function listOf(v: unknown, what: string): readonly unknown[] {
+  if (!Array.isArray(v)) throw badValue(what, v, 'an array');
+  return v;
 }
-function checkTime(t: number, what: string): void {
-  if (!Number.isFinite(t)) throw new ProtocolError('bad-value', `${what} must be finite`);
+function fieldsOf(v: unknown, what: string): Fields {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badValue(what, v, 'an object');
+  return v as Fields;
 }
-function checkAmount(v: number, what: string): void {
-  if (!(Number.isFinite(v) && v >= 0)) throw new ProtocolError('bad-value', `${what} must be a finite number >= 0, got ${v}`);
+function checkBelow(f: Extract<WireField, { kind: 'u32s' }>, list: readonly number[], rows: number, what: string): void {
+  if (f.below) for (const i of list) if (i >= rows) throw new ProtocolError('inconsistent', `${what} index ${i} >= ${rows} rows`);
 }
-function checkOptionalAmount(v: number | null, what: string): void {
-  if (v !== null) checkAmount(v, what);
+function checkRowCount(n: number, rows: number, what: string): void {
+  if (n !== rows) throw new ProtocolError('inconsistent', `${rows} rows but ${n} ${what}`);
 }
-function checkLoad(m: Extract<MeshMessage, { type: 'load' }>): void {
-  for (const k of ['load', 'start', 'end', 'numSlots', 'hopDelayMs'] as const) checkU32(m[k], `load.${k}`);
-  if (m.start >= m.end) throw new ProtocolError('inconsistent', `load of layers [${m.start}, ${m.end})`);
+
+// ---------------------------------------------------------------- one codec per field kind
+
+/** What fields see of their message: the header row count and flags, and counts sent 'ahead'. */
+interface Context {
+  rows: number;
+  flags: number;
+  ahead: Map<string, number>;
+  /** Encoding with traceMessage: where each field landed. */
+  spans?: FieldSpan[];
 }
-const WIRE_CODES: Record<PayloadDtype, number> = { f32: 1, f16: 2 };
+
+/** Where one field of an encoded message lies: bytes [start, end) of the whole message. */
+export interface FieldSpan {
+  field: WireField;
+  /** Dotted name ('rows.ancestors'; bits fields: their names joined with '+'). */
+  path: string;
+  start: number;
+  end: number;
+}
+
+/** Reads and writes one kind of field; `what` is the field's path, for messages. */
+interface Codec<F extends WireField> {
+  /** The fewest metadata bytes the field can take (to check a row count before reading rows). */
+  minBytes(f: F): number;
+  write(w: Writer, f: F, m: Fields, ctx: Context, what: string): void;
+  read(r: Reader, f: F, m: Fields, ctx: Context, what: string): void;
+}
+type Codecs = { [K in WireField['kind']]: Codec<Extract<WireField, { kind: K }>> };
+
+const CODECS: Codecs = {
+  u32: {
+    minBytes: () => 4,
+    write: (w, f, m, _ctx, what) => w.u32(u32Of(m[f.name], what)),
+    read: (r, f, m, _ctx, what) => void (m[f.name] = r.u32(what)),
+  },
+  f64: {
+    minBytes: () => 8,
+    write: (w, f, m, _ctx, what) => w.f64(inRange(f, m[f.name], what)),
+    read: (r, f, m, _ctx, what) => void (m[f.name] = inRange(f, r.f64(what), what)),
+  },
+  'f64?': {
+    minBytes: () => 8,
+    write: (w, f, m, _ctx, what) => {
+      const v = m[f.name];
+      if (v !== null) return w.f64(inRange(f, v, what));
+      w.u32(0);
+      w.u32(ABSENT_HIGH);
+    },
+    read: (r, f, m, _ctx, what) => {
+      const absent = r.isAbsent(what);
+      const v = r.f64(what);
+      m[f.name] = absent ? null : inRange(f, v, what);
+    },
+  },
+  str: {
+    minBytes: () => 2,
+    write: (w, f, m, _ctx, what) => w.str(stringOf(m[f.name], what), what),
+    read: (r, f, m, _ctx, what) => void (m[f.name] = r.str(what)),
+  },
+  enum: {
+    minBytes: () => 1,
+    write: (w, f, m, _ctx, what) => {
+      const v = m[f.name];
+      if (typeof v !== 'string' || !Object.hasOwn(f.codes, v)) throw badValue(what, v, `one of ${Object.keys(f.codes).join(', ')}`);
+      w.u8(f.codes[v]);
+    },
+    read: (r, f, m, _ctx, what) => {
+      const code = r.u8(what);
+      const v = Object.keys(f.codes).find((k) => f.codes[k] === code);
+      if (v === undefined) throw new ProtocolError('bad-value', `${what} code ${code}`);
+      m[f.name] = v;
+    },
+  },
+  bits: {
+    minBytes: () => 1,
+    write: (w, f, m, _ctx, what) =>
+      w.u8(
+        f.names.reduce((bits, name, i) => {
+          const v = m[name];
+          if (typeof v !== 'boolean') throw badValue(`${what}.${name}`, v, 'a boolean');
+          return bits | (Number(v) << i);
+        }, 0),
+      ),
+    read: (r, f, m, _ctx, what) => {
+      const bits = r.u8(what);
+      if (bits >>> f.names.length) throw new ProtocolError('bad-value', `${what} bits 0x${bits.toString(16)}`);
+      f.names.forEach((name, i) => (m[name] = ((bits >>> i) & 1) === 1));
+    },
+  },
+  len: {
+    minBytes: () => 4,
+    write: (w, f, m, _ctx, what) => w.u32(listOf(m[f.name], what).length),
+    read: (r, f, _m, ctx, what) => void ctx.ahead.set(f.name, r.u32(`${what} count`)),
+  },
+  u32s: {
+    minBytes: (f) => (f.count === 'prefix' ? 4 : 0),
+    write: (w, f, m, ctx, what) => {
+      const list = listOf(m[f.name], what).map((v) => u32Of(v, what));
+      if (list.length > f.max) throw new ProtocolError('oversized', `${what} has ${list.length} entries > ${f.max}`);
+      if (f.count === 'rows') checkRowCount(list.length, ctx.rows, what);
+      checkBelow(f, list, ctx.rows, what);
+      if (f.count === 'prefix') w.u32(list.length);
+      for (const v of list) w.u32(v);
+    },
+    read: (r, f, m, ctx, what) => {
+      const n = f.count === 'prefix' ? r.u32(`${what} count`) : f.count === 'rows' ? ctx.rows : (ctx.ahead.get(f.name) ?? 0);
+      r.reserve(n, f.max, 4, what);
+      const list = r.u32Array(n, what);
+      checkBelow(f, list, ctx.rows, what);
+      m[f.name] = list;
+    },
+  },
+  records: {
+    minBytes: () => 0,
+    write: (w, f, m, ctx, what) => {
+      const list = listOf(m[f.name], what);
+      checkRowCount(list.length, ctx.rows, what);
+      for (const rec of list) writeFields(w, f.fields, fieldsOf(rec, what), ctx);
+    },
+    read: (r, f, m, ctx, what) => {
+      r.reserve(ctx.rows, LIMITS.maxRows, minBytes(f.fields), what);
+      m[f.name] = Array.from({ length: ctx.rows }, () => readFields(r, f.fields, {}, ctx));
+    },
+  },
+  option: {
+    minBytes: () => 0,
+    write: (w, f, m, ctx, what) => {
+      const v = m[f.name];
+      if (v === null) return;
+      ctx.flags |= f.flag;
+      writeFields(w, f.fields, fieldsOf(v, what), ctx);
+    },
+    read: (r, f, m, ctx) => void (m[f.name] = ctx.flags & f.flag ? readFields(r, f.fields, {}, ctx) : null),
+  },
+};
+
+// TypeScript cannot correlate a field's kind with its codec's parameter type; the table's type does.
+const codecOf = <F extends WireField>(f: F): Codec<F> => CODECS[f.kind] as unknown as Codec<F>;
+const minBytes = (fields: readonly WireField[]): number => fields.reduce((n, f) => n + codecOf(f).minBytes(f), 0);
+
+/** Every field's dotted path, built once rather than per row. */
+const PATHS = new Map<WireField, string>();
+(function walk(fields: readonly WireField[], prefix: string): void {
+  for (const f of fields) {
+    const path = prefix + (f.kind === 'bits' ? f.names.join('+') : f.name);
+    PATHS.set(f, path);
+    if (f.kind === 'records' || f.kind === 'option') walk(f.fields, `${path}.`);
+  }
+})(Object.values(SCHEMAS).flatMap((s: WireSchema) => s.fields), '');
+const pathOf = (f: WireField): string => PATHS.get(f) ?? '?';
+
+function writeFields(w: Writer, fields: readonly WireField[], m: Fields, ctx: Context): void {
+  for (const f of fields) {
+    const start = w.length;
+    codecOf(f).write(w, f, m, ctx, pathOf(f));
+    ctx.spans?.push({ field: f, path: pathOf(f), start: HEADER_BYTES + start, end: HEADER_BYTES + w.length });
+  }
+}
+
+function readFields(r: Reader, fields: readonly WireField[], m: Fields, ctx: Context): Fields {
+  for (const f of fields) codecOf(f).read(r, f, m, ctx, pathOf(f));
+  return m;
+}
+
+// ---------------------------------------------------------------- whole messages: the checks both ends share
+
+function schemaOf(type: string): WireSchema {
+  if (!Object.hasOwn(SCHEMAS, type)) throw new ProtocolError('bad-type', `unknown message type ${JSON.stringify(type)}`);
+  return SCHEMAS[type as MeshMessageType];
+}
+
+/** The payload, which must be a whole number of vectors, one per entry of list `per`. */
+function checkPayload(s: WireSchema, m: Fields): Float32Array | null {
+  if (!s.payload) return null;
+  const payload = m[s.payload.name];
+  if (payload === null) return null;
+  if (!(payload instanceof Float32Array)) throw badValue(s.payload.name, payload, 'a Float32Array or null');
+  const n = listOf(m[s.payload.per], s.payload.per).length;
+  if (n === 0 ? payload.length !== 0 : payload.length % n !== 0) {
+    throw new ProtocolError('inconsistent', `${s.payload.name} length ${payload.length} is not a multiple of ${n} ${s.payload.per}`);
+  }
+  return payload;
+}
+
+function checkInvariant(s: WireSchema, m: Fields): void {
+  const complaint = s.invariant?.(m);
+  if (complaint !== undefined) throw new ProtocolError('inconsistent', complaint);
+}
 
 // ---------------------------------------------------------------- encode
 
@@ -304,211 +412,68 @@ export interface EncodeOptions {
   dtype?: PayloadDtype;
 }
 
-export function encodeMessage(msg: MeshMessage, opts: EncodeOptions = {}): Uint8Array {
+function encode(msg: MeshMessage, opts: EncodeOptions, spans?: FieldSpan[]): Uint8Array {
+  const s = schemaOf(msg.type);
+  const m = fieldsOf(s.wrap ? (msg as Fields)[s.wrap] : msg, msg.type);
+  const rowField = s.fields.find(countsRows);
+  const ctx: Context = { rows: rowField ? listOf(m[rowField.name], rowField.name).length : 0, flags: 0, ahead: new Map(), spans };
+  if (ctx.rows > LIMITS.maxRows) throw new ProtocolError('oversized', `${ctx.rows} rows > ${LIMITS.maxRows}`);
   const meta = new Writer();
-  let request = 0;
-  let step = 0;
-  let epoch = 0;
-  let rows = 0;
-  let flags = 0;
-  let payload: Float32Array | null = null;
-
-  switch (msg.type) {
-    case 'level': {
-      const p = msg.packet;
-      request = p.request;
-      step = p.step;
-      epoch = p.epoch;
-      rows = p.rows.length;
-      if (rows > LIMITS.maxRows) throw new ProtocolError('oversized', `${rows} rows`);
-      if (p.verdict) {
-        flags |= FLAG_VERDICT;
-        checkU32(p.verdict.epoch, 'verdict.epoch');
-        checkU32s(p.verdict.commit, 'verdict.commit');
-        checkU32s(p.verdict.release, 'verdict.release');
-        meta.u32(p.verdict.epoch);
-        meta.u32(p.verdict.commit.length);
-        meta.u32(p.verdict.release.length);
-        for (const v of p.verdict.commit) meta.u32(v);
-        for (const v of p.verdict.release) meta.u32(v);
-      }
-      for (const r of p.rows) {
-        for (const k of ['node', 'token', 'position', 'slot'] as const) checkU32(r[k], `row.${k}`);
-        checkUniform(r.uniform);
-        if (r.ancestors.length > LIMITS.maxAncestors) throw new ProtocolError('oversized', `${r.ancestors.length} ancestors`);
-        checkU32s(r.ancestors, 'row.ancestors');
-        meta.u32(r.node);
-        meta.u32(r.token);
-        meta.u32(r.position);
-        meta.u32(r.slot);
-        meta.f64(r.uniform);
-        meta.u32s(r.ancestors);
-      }
-      checkU32s(p.logitsRows, 'logitsRows');
-      checkIndices(p.logitsRows, rows, 'logitsRows');
-      meta.u32s(p.logitsRows);
-      payload = p.hidden;
-      if (payload && (rows === 0 ? payload.length !== 0 : payload.length % rows !== 0)) {
-        throw new ProtocolError('inconsistent', `hidden length ${payload.length} is not a multiple of ${rows} rows`);
-      }
-      break;
-    }
-    case 'result': {
-      const p = msg.packet;
-      request = p.request;
-      step = p.step;
-      epoch = p.epoch;
-      rows = p.nodes.length;
-      if (rows > LIMITS.maxRows) throw new ProtocolError('oversized', `${rows} rows`);
-      if (p.tokens.length !== rows) throw new ProtocolError('inconsistent', `${rows} nodes but ${p.tokens.length} tokens`);
-      checkU32s(p.nodes, 'nodes');
-      checkU32s(p.tokens, 'tokens');
-      checkU32s(p.logitsRows, 'logitsRows');
-      for (const v of p.nodes) meta.u32(v);
-      for (const v of p.tokens) meta.u32(v);
-      meta.u32s(p.logitsRows);
-      payload = p.logits;
-      const n = p.logitsRows.length;
-      if (payload && (n === 0 ? payload.length !== 0 : payload.length % n !== 0)) {
-        throw new ProtocolError('inconsistent', `logits length ${payload.length} is not a multiple of ${n} rows`);
-      }
-      break;
-    }
-    case 'config':
-      checkConfig(msg.config);
-      request = msg.config.request;
-      meta.f64(msg.config.temperature);
-      meta.u32(msg.config.topK);
-      meta.f64(msg.config.topP);
-      break;
-    case 'hello':
-      meta.u8(msg.role === 'leader' ? 0 : 1);
-      meta.str(msg.peer);
-      meta.str(msg.name);
-      break;
-    case 'assign':
-      for (const k of ['ring', 'index', 'count'] as const) checkU32(msg[k], `assign.${k}`);
-      meta.u32(msg.ring);
-      meta.u32(msg.index);
-      meta.u32(msg.count);
-      meta.str(msg.prev);
-      meta.str(msg.next);
-      break;
-    case 'ready':
-      checkU32(msg.ring, 'ready.ring');
-      meta.u32(msg.ring);
-      break;
-    case 'ping':
-    case 'pong':
-      checkU32(msg.seq, `${msg.type}.seq`);
-      checkTime(msg.time, `${msg.type}.time`);
-      meta.u32(msg.seq);
-      meta.f64(msg.time);
-      break;
-    case 'error':
-      meta.str(msg.code);
-      meta.str(msg.message);
-      break;
-    case 'bye':
-      meta.str(msg.reason);
-      break;
-    case 'info':
-      checkAmount(msg.gbps, 'info.gbps');
-      checkAmount(msg.memoryBytes, 'info.memoryBytes');
-      meta.str(msg.device);
-      meta.f64(msg.gbps);
-      meta.f64(msg.memoryBytes);
-      break;
-    case 'load':
-      checkLoad(msg);
-      meta.u32(msg.load);
-      meta.u32(msg.start);
-      meta.u32(msg.end);
-      meta.u32(msg.numSlots);
-      meta.u32(msg.hopDelayMs);
-      meta.u8((msg.embed ? 1 : 0) | (msg.head ? 2 : 0));
-      meta.u8(WIRE_CODES[msg.wire]);
-      meta.str(msg.modelUrl);
-      break;
-    case 'progress':
-      checkU32(msg.load, 'progress.load');
-      checkAmount(msg.done, 'progress.done');
-      checkAmount(msg.total, 'progress.total');
-      meta.u32(msg.load);
-      meta.f64(msg.done);
-      meta.f64(msg.total);
-      break;
-    case 'loaded':
-      checkU32(msg.load, 'loaded.load');
-      checkAmount(msg.weightBytes, 'loaded.weightBytes');
-      checkAmount(msg.ms, 'loaded.ms');
-      meta.u32(msg.load);
-      meta.f64(msg.weightBytes);
-      meta.f64(msg.ms);
-      meta.str(msg.error);
-      break;
-    case 'credit':
-      checkU32(msg.request, 'credit.request');
-      checkU32(msg.processed, 'credit.processed');
-      meta.u32(msg.request);
-      meta.u32(msg.processed);
-      break;
-    case 'query':
-      checkU32(msg.request, 'query.request');
-      meta.u32(msg.request);
-      break;
-    case 'stats':
-      for (const k of ['request', 'packets', 'rowsComputed', 'rowsDropped', 'nextRttSamples'] as const) checkU32(msg[k], `stats.${k}`);
-      for (const k of ['busyMs', 'spanMs'] as const) checkAmount(msg[k], `stats.${k}`);
-      for (const k of ['nextRttP50Ms', 'nextRttP95Ms'] as const) checkOptionalAmount(msg[k], `stats.${k}`);
-      for (const k of ['request', 'packets', 'rowsComputed', 'rowsDropped', 'nextRttSamples'] as const) meta.u32(msg[k]);
-      meta.f64(msg.busyMs);
-      meta.f64(msg.spanMs);
-      meta.f64(msg.nextRttP50Ms ?? NaN);
-      meta.f64(msg.nextRttP95Ms ?? NaN);
-      break;
-    default: {
-      const never: never = msg;
-      throw new ProtocolError('bad-type', `unknown message ${JSON.stringify(never)}`);
-    }
-  }
-  for (const [v, what] of [
-    [request, 'request'],
-    [step, 'step'],
-    [epoch, 'epoch'],
-  ] as const)
-    checkU32(v, what);
+  writeFields(meta, s.fields, m, ctx);
   meta.pad4();
+  const payload = checkPayload(s, m);
+  checkInvariant(s, m);
 
-  const dtype = opts.dtype ?? 'f32';
-  const elementBytes = dtype === 'f16' ? 2 : 4;
-  const payloadBytes = payload ? payload.length * elementBytes : 0;
+  const dtype = payload ? (opts.dtype ?? 'f32') : null;
+  const payloadBytes = payload && dtype ? payload.length * elementBytes(dtype) : 0;
   const total = HEADER_BYTES + meta.length + payloadBytes;
   if (total > LIMITS.maxMessageBytes) throw new ProtocolError('oversized', `message of ${total} bytes`);
 
+  const words: Record<HeaderWord, number> = {
+    magic: PROTOCOL_MAGIC,
+    version: PROTOCOL_VERSION,
+    type: s.code,
+    dtype: dtype ? DTYPE_CODES[dtype] : 0,
+    flags: ctx.flags,
+    request: 0,
+    step: 0,
+    epoch: 0,
+    rows: ctx.rows,
+    metaBytes: meta.length,
+    payloadBytes,
+  };
+  for (const slot of s.header ?? []) words[slot] = u32Of(m[slot], slot);
+
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
-  view.setUint32(0, PROTOCOL_MAGIC, true);
-  view.setUint8(4, PROTOCOL_VERSION);
-  view.setUint8(5, TYPE_CODES[msg.type]);
-  view.setUint8(6, payload ? (dtype === 'f16' ? DTYPE_F16 : DTYPE_F32) : DTYPE_NONE);
-  view.setUint8(7, flags);
-  view.setUint32(8, request, true);
-  view.setUint32(12, step, true);
-  view.setUint32(16, epoch, true);
-  view.setUint32(20, rows, true);
-  view.setUint32(24, meta.length, true);
-  view.setUint32(28, payloadBytes, true);
+  for (const { name, at, bytes } of HEADER_LAYOUT) {
+    if (bytes === 1) view.setUint8(at, words[name]);
+    else view.setUint32(at, words[name], true);
+  }
   out.set(meta.result(), HEADER_BYTES);
-  if (payload) {
-    const at = HEADER_BYTES + meta.length;
-    if (dtype === 'f32') {
-      new Float32Array(out.buffer, at, payload.length).set(payload);
-    } else {
-      for (let i = 0; i < payload.length; i++) view.setUint16(at + 2 * i, f32ToF16Bits(payload[i]), true);
+  const at = HEADER_BYTES + meta.length;
+  if (payload && dtype === 'f32') new Float32Array(out.buffer, at, payload.length).set(payload);
+  if (payload && dtype === 'f16') {
+    // From the f32 bit patterns (no round trip through doubles); every NaN becomes F16_NAN. Typed
+    // arrays assume a little-endian host, as the f32 path does.
+    const bits = new Uint32Array(payload.buffer, payload.byteOffset, payload.length);
+    const half = new Uint16Array(out.buffer, at, payload.length);
+    for (let i = 0; i < half.length; i++) {
+      const h = f32BitsToF16Bits(bits[i]);
+      half[i] = f16IsNonFinite(h) && h & 0x3ff ? F16_NAN : h;
     }
   }
   return out;
+}
+
+export function encodeMessage(msg: MeshMessage, opts: EncodeOptions = {}): Uint8Array {
+  return encode(msg, opts);
+}
+
+/** Encodes like encodeMessage and says where every field landed (the fuzzer mutates them one by one). */
+export function traceMessage(msg: MeshMessage, opts: EncodeOptions = {}): { bytes: Uint8Array; spans: FieldSpan[] } {
+  const spans: FieldSpan[] = [];
+  return { bytes: encode(msg, opts, spans), spans };
 }
 
 // ---------------------------------------------------------------- decode
@@ -531,54 +496,41 @@ export interface DecodeOptions {
   maxBytes?: number;
 }
 
-/** Reads and checks the fixed header (magic, version, type, dtype, lengths against the message length). */
+/** Reads the fixed header and checks it against the message length and its type's schema. */
 export function decodeHeader(bytes: Uint8Array, opts: DecodeOptions = {}): MessageHeader {
   const maxBytes = opts.maxBytes ?? LIMITS.maxMessageBytes;
   if (bytes.length < HEADER_BYTES) throw new ProtocolError('truncated', `message of ${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
   if (bytes.length > maxBytes) throw new ProtocolError('oversized', `message of ${bytes.length} bytes > ${maxBytes}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magic = view.getUint32(0, true);
-  if (magic !== PROTOCOL_MAGIC) throw new ProtocolError('bad-magic', `magic 0x${magic.toString(16)} is not 'SPM1'`);
-  const version = view.getUint8(4);
-  if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError('bad-version', `protocol version ${version}, this build speaks version ${PROTOCOL_VERSION}`);
+  const w = Object.fromEntries(HEADER_LAYOUT.map(({ name, at, bytes: n }) => [name, n === 1 ? view.getUint8(at) : view.getUint32(at, true)])) as Record<HeaderWord, number>;
+
+  if (w.magic !== PROTOCOL_MAGIC) throw new ProtocolError('bad-magic', `magic 0x${w.magic.toString(16)} is not 'SPM1'`);
+  if (w.version !== PROTOCOL_VERSION) {
+    throw new ProtocolError('bad-version', `protocol version ${w.version}, this build speaks version ${PROTOCOL_VERSION}`);
   }
-  const typeCode = view.getUint8(5);
-  const type = TYPE_NAMES.get(typeCode);
-  if (!type) throw new ProtocolError('bad-type', `unknown message type ${typeCode}`);
-  const dtypeCode = view.getUint8(6);
-  if (dtypeCode > DTYPE_F16) throw new ProtocolError('bad-value', `unknown payload dtype ${dtypeCode}`);
-  const dtype = dtypeCode === DTYPE_F32 ? 'f32' : dtypeCode === DTYPE_F16 ? 'f16' : null;
-  const flags = view.getUint8(7);
-  if (flags & ~FLAG_VERDICT || (flags && type !== 'level')) throw new ProtocolError('bad-value', `unknown flags 0x${flags.toString(16)}`);
-  const header: MessageHeader = {
-    version,
-    type,
-    dtype,
-    flags,
-    request: view.getUint32(8, true),
-    step: view.getUint32(12, true),
-    epoch: view.getUint32(16, true),
-    rows: view.getUint32(20, true),
-    metaBytes: view.getUint32(24, true),
-    payloadBytes: view.getUint32(28, true),
-  };
-  if (header.rows > LIMITS.maxRows) throw new ProtocolError('oversized', `${header.rows} rows > ${LIMITS.maxRows}`);
-  if (header.metaBytes % 4) throw new ProtocolError('inconsistent', `metadata length ${header.metaBytes} is not a multiple of 4`);
-  const expected = HEADER_BYTES + header.metaBytes + header.payloadBytes;
-  if (expected > bytes.length) {
-    throw new ProtocolError('truncated', `header announces ${expected} bytes, message has ${bytes.length}`);
+  const type = TYPE_NAMES.get(w.type);
+  if (!type) throw new ProtocolError('bad-type', `unknown message type ${w.type}`);
+  const s: WireSchema = SCHEMAS[type];
+  const dtype = DTYPE_NAMES.get(w.dtype) ?? null;
+  if (w.dtype !== 0 && !dtype) throw new ProtocolError('bad-value', `unknown payload dtype ${w.dtype}`);
+  const flags = s.fields.reduce((bits, f) => (f.kind === 'option' ? bits | f.flag : bits), 0);
+  if (w.flags & ~flags) throw new ProtocolError('bad-value', `unknown flags 0x${w.flags.toString(16)} on ${type}`);
+  if (w.rows > LIMITS.maxRows) throw new ProtocolError('oversized', `${w.rows} rows > ${LIMITS.maxRows}`);
+  if (w.metaBytes % 4) throw new ProtocolError('inconsistent', `metadata length ${w.metaBytes} is not a multiple of 4`);
+  const expected = HEADER_BYTES + w.metaBytes + w.payloadBytes;
+  if (expected > bytes.length) throw new ProtocolError('truncated', `header announces ${expected} bytes, message has ${bytes.length}`);
+  if (expected < bytes.length) throw new ProtocolError('inconsistent', `header announces ${expected} bytes, message has ${bytes.length}`);
+  if (!dtype && w.payloadBytes !== 0) throw new ProtocolError('inconsistent', 'payload without a dtype');
+  if (dtype && w.payloadBytes % elementBytes(dtype)) {
+    throw new ProtocolError('inconsistent', `payload of ${w.payloadBytes} bytes is not a whole number of ${dtype}`);
   }
-  if (expected < bytes.length) {
-    throw new ProtocolError('inconsistent', `header announces ${expected} bytes, message has ${bytes.length}`);
+  if (dtype && !s.payload) throw new ProtocolError('inconsistent', `${type} message with a payload`);
+  if (w.rows !== 0 && !s.fields.some(countsRows)) throw new ProtocolError('inconsistent', `${type} message with rows`);
+  for (const slot of ['request', 'step', 'epoch'] as const) {
+    if (w[slot] !== 0 && !s.header?.includes(slot)) throw new ProtocolError('inconsistent', `${type} message with a ${slot}`);
   }
-  if (dtype === null && header.payloadBytes !== 0) throw new ProtocolError('inconsistent', 'payload without a dtype');
-  if (dtype && header.payloadBytes % (dtype === 'f16' ? 2 : 4)) {
-    throw new ProtocolError('inconsistent', `payload of ${header.payloadBytes} bytes is not a whole number of ${dtype}`);
-  }
-  if (dtype && type !== 'level' && type !== 'result') throw new ProtocolError('inconsistent', `${type} message with a payload`);
-  if (type !== 'level' && type !== 'result' && header.rows !== 0) throw new ProtocolError('inconsistent', `${type} message with rows`);
-  return header;
+  const { version, request, step, epoch, rows, metaBytes, payloadBytes } = w;
+  return { version, type, dtype, flags: w.flags, request, step, epoch, rows, metaBytes, payloadBytes };
 }
 
 function readPayload(bytes: Uint8Array, h: MessageHeader): Float32Array | null {
@@ -590,142 +542,29 @@ function readPayload(bytes: Uint8Array, h: MessageHeader): Float32Array | null {
     if (at % 4 === 0) return new Float32Array(bytes.buffer, at, n);
     return new Float32Array(bytes.slice(HEADER_BYTES + h.metaBytes).buffer);
   }
-  const n = h.payloadBytes / 2;
   const view = new DataView(bytes.buffer, at, h.payloadBytes);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = f16BitsToF32(view.getUint16(2 * i, true));
+  const table = f16ToF32Table();
+  const out = new Float32Array(h.payloadBytes / 2);
+  for (let i = 0; i < out.length; i++) {
+    const bits = view.getUint16(2 * i, true);
+    if (f16IsNonFinite(bits) && bits & 0x3ff && bits !== F16_NAN) throw new ProtocolError('bad-value', `f16 NaN 0x${bits.toString(16)} in the payload (only 0x7e00 is sent)`);
+    out[i] = table[bits];
+  }
   return out;
 }
 
 function decodeBody(bytes: Uint8Array, h: MessageHeader): MeshMessage {
+  const s: WireSchema = SCHEMAS[h.type];
+  const m: Fields = {};
+  for (const slot of s.header ?? []) m[slot] = h[slot];
   const r = new Reader(bytes, HEADER_BYTES, HEADER_BYTES + h.metaBytes);
-  let msg: MeshMessage;
-  switch (h.type) {
-    case 'level': {
-      let verdict: Verdict | null = null;
-      if (h.flags & FLAG_VERDICT) {
-        const epoch = r.u32('verdict.epoch');
-        const nc = r.u32('verdict.commit count');
-        const nr = r.u32('verdict.release count');
-        if (nc > LIMITS.maxListLength || nr > LIMITS.maxListLength) throw new ProtocolError('oversized', `verdict lists ${nc}/${nr}`);
-        const commit = r.u32Array(nc, 'verdict.commit');
-        const release = r.u32Array(nr, 'verdict.release');
-        verdict = { epoch, commit, release };
-      }
-      const rows: RowMeta[] = [];
-      for (let i = 0; i < h.rows; i++) {
-        const node = r.u32('row.node');
-        const token = r.u32('row.token');
-        const position = r.u32('row.position');
-        const slot = r.u32('row.slot');
-        const uniform = r.f64('row.uniform');
-        checkUniform(uniform);
-        const ancestors = r.u32s('row.ancestors', LIMITS.maxAncestors);
-        rows.push({ node, token, position, slot, ancestors, uniform });
-      }
-      const logitsRows = r.u32s('logitsRows');
-      checkIndices(logitsRows, h.rows, 'logitsRows');
-      r.finish();
-      const hidden = readPayload(bytes, h);
-      if (hidden && (h.rows === 0 ? hidden.length !== 0 : hidden.length % h.rows !== 0)) {
-        throw new ProtocolError('inconsistent', `hidden length ${hidden.length} is not a multiple of ${h.rows} rows`);
-      }
-      msg = { type: 'level', packet: { request: h.request, step: h.step, epoch: h.epoch, verdict, rows, hidden, logitsRows } };
-      break;
-    }
-    case 'result': {
-      const nodes = r.u32Array(h.rows, 'nodes');
-      const tokens = r.u32Array(h.rows, 'tokens');
-      const logitsRows = r.u32s('logitsRows');
-      r.finish();
-      const logits = readPayload(bytes, h);
-      const n = logitsRows.length;
-      if (logits && (n === 0 ? logits.length !== 0 : logits.length % n !== 0)) {
-        throw new ProtocolError('inconsistent', `logits length ${logits.length} is not a multiple of ${n} rows`);
-      }
-      msg = { type: 'result', packet: { request: h.request, step: h.step, epoch: h.epoch, nodes, tokens, logits, logitsRows } };
-      break;
-    }
-    case 'config': {
-      const config: RequestConfig = { request: h.request, temperature: r.f64('temperature'), topK: r.u32('topK'), topP: r.f64('topP') };
-      checkConfig(config);
-      msg = { type: 'config', config };
-      break;
-    }
-    case 'hello': {
-      const role = r.u8('role');
-      if (role > 1) throw new ProtocolError('bad-value', `role ${role}`);
-      msg = { type: 'hello', role: role === 0 ? 'leader' : 'stage', peer: r.str('peer'), name: r.str('name') };
-      break;
-    }
-    case 'assign':
-      msg = { type: 'assign', ring: r.u32('ring'), index: r.u32('index'), count: r.u32('count'), prev: r.str('prev'), next: r.str('next') };
-      if (msg.index >= msg.count) throw new ProtocolError('inconsistent', `assign index ${msg.index} >= count ${msg.count}`);
-      break;
-    case 'ready':
-      msg = { type: 'ready', ring: r.u32('ring') };
-      break;
-    case 'ping':
-    case 'pong': {
-      const seq = r.u32('seq');
-      const time = r.f64('time');
-      checkTime(time, 'time');
-      msg = { type: h.type, seq, time };
-      break;
-    }
-    case 'error':
-      msg = { type: 'error', code: r.str('code'), message: r.str('message') };
-      break;
-    case 'bye':
-      msg = { type: 'bye', reason: r.str('reason') };
-      break;
-    case 'info':
-      msg = { type: 'info', device: r.str('device'), gbps: r.f64('gbps'), memoryBytes: r.f64('memoryBytes') };
-      checkAmount(msg.gbps, 'info.gbps');
-      checkAmount(msg.memoryBytes, 'info.memoryBytes');
-      break;
-    case 'load': {
-      const [load, start, end, numSlots, hopDelayMs] = [r.u32('load'), r.u32('start'), r.u32('end'), r.u32('numSlots'), r.u32('hopDelayMs')];
-      const flags = r.u8('load flags');
-      if (flags > 3) throw new ProtocolError('bad-value', `load flags ${flags}`);
-      const wireCode = r.u8('wire dtype');
-      const wire = wireCode === 1 ? 'f32' : wireCode === 2 ? 'f16' : null;
-      if (!wire) throw new ProtocolError('bad-value', `wire dtype ${wireCode}`);
-      msg = { type: 'load', load, modelUrl: r.str('modelUrl'), start, end, embed: (flags & 1) !== 0, head: (flags & 2) !== 0, numSlots, wire, hopDelayMs };
-      checkLoad(msg);
-      break;
-    }
-    case 'progress':
-      msg = { type: 'progress', load: r.u32('load'), done: r.f64('done'), total: r.f64('total') };
-      checkAmount(msg.done, 'progress.done');
-      checkAmount(msg.total, 'progress.total');
-      break;
-    case 'loaded':
-      msg = { type: 'loaded', load: r.u32('load'), weightBytes: r.f64('weightBytes'), ms: r.f64('ms'), error: r.str('error') };
-      checkAmount(msg.weightBytes, 'loaded.weightBytes');
-      checkAmount(msg.ms, 'loaded.ms');
-      break;
-    case 'credit':
-      msg = { type: 'credit', request: r.u32('request'), processed: r.u32('processed') };
-      break;
-    case 'query':
-      msg = { type: 'query', request: r.u32('request') };
-      break;
-    case 'stats': {
-      const [request, packets, rowsComputed, rowsDropped, nextRttSamples] = [r.u32('request'), r.u32('packets'), r.u32('rowsComputed'), r.u32('rowsDropped'), r.u32('nextRttSamples')];
-      const [busyMs, spanMs, p50, p95] = [r.f64('busyMs'), r.f64('spanMs'), r.f64('nextRttP50Ms'), r.f64('nextRttP95Ms')];
-      msg = { type: 'stats', request, packets, rowsComputed, rowsDropped, busyMs, spanMs, nextRttP50Ms: Number.isNaN(p50) ? null : p50, nextRttP95Ms: Number.isNaN(p95) ? null : p95, nextRttSamples };
-      for (const k of ['busyMs', 'spanMs'] as const) checkAmount(msg[k], `stats.${k}`);
-      for (const k of ['nextRttP50Ms', 'nextRttP95Ms'] as const) checkOptionalAmount(msg[k], `stats.${k}`);
-      break;
-    }
-  }
-  if (h.type !== 'level' && h.type !== 'result') {
-    r.finish();
-    if (h.request !== 0 && h.type !== 'config') throw new ProtocolError('inconsistent', `${h.type} with a request id`);
-    if (h.step !== 0 || h.epoch !== 0) throw new ProtocolError('inconsistent', `${h.type} with a step/epoch`);
-  }
-  return msg;
+  readFields(r, s.fields, m, { rows: h.rows, flags: h.flags, ahead: new Map() });
+  r.finish();
+  if (s.payload) m[s.payload.name] = readPayload(bytes, h);
+  checkPayload(s, m);
+  checkInvariant(s, m);
+  // The schema table is typed against MeshMessage, so these fields make a message of type h.type.
+  return (s.wrap ? { type: h.type, [s.wrap]: m } : { type: h.type, ...m }) as MeshMessage;
 }
 
 /**

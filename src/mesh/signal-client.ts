@@ -2,16 +2,7 @@
 
 import { Emitter } from './emitter.ts';
 import { SpecpipeError } from '../common/errors.ts';
-import {
-  SIGNAL_PATH,
-  SIGNAL_VERSION,
-  type ClientMessage,
-  type IceServerConfig,
-  type PeerInfo,
-  type PeerMeta,
-  type ServerMessage,
-  type SignalErrorCode,
-} from '../server/signal-protocol.ts';
+import { SIGNAL_PATH, SIGNAL_VERSION, type ClientMessage, type IceServerConfig, type PeerInfo, type PeerMeta, type ServerMessage, type SignalErrorCode } from '../server/signal-protocol.ts';
 
 export type { IceServerConfig, PeerInfo, PeerMeta } from '../server/signal-protocol.ts';
 

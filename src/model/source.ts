@@ -1,6 +1,7 @@
 // Where a model's files come from: a base URL (same-origin or any CORS host, read with HTTP Range
 // requests) or files the user picked. Everything above this reads files through ModelSource.
 import { BadRequestError, ModelFormatError, SpecpipeError } from '../common/errors.ts';
+import { once } from '../common/once.ts';
 
 export interface FileStat {
   size: number;
@@ -124,13 +125,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): Mode
     cacheKey: urlOf,
 
     stat(file, signal) {
-      let p = stats.get(file);
-      if (!p) {
-        p = statUncached(file, signal);
-        stats.set(file, p);
-        p.catch(() => stats.delete(file));
-      }
-      return p;
+      return once(stats, file, () => statUncached(file, signal));
     },
 
     async readText(file, signal) {

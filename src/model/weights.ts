@@ -7,6 +7,7 @@ import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFET
 import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
 import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
 import { BadRequestError, ModelFormatError } from '../common/errors.ts';
+import { once } from '../common/once.ts';
 
 /** A tensor is missing, has the wrong shape or dtype, or holds values that cannot be loaded (NaN, Inf, f16 overflow). */
 export class WeightError extends ModelFormatError {
@@ -287,13 +288,7 @@ const indexes = new WeakMap<ModelSource, Promise<TensorIndex>>();
 
 /** readTensorIndex, once per source. */
 export function tensorIndexFor(source: ModelSource, opts: ReadIndexOptions = {}): Promise<TensorIndex> {
-  let p = indexes.get(source);
-  if (!p) {
-    p = readTensorIndex(source, opts);
-    indexes.set(source, p);
-    p.catch(() => indexes.delete(source));
-  }
-  return p;
+  return once(indexes, source, () => readTensorIndex(source, opts));
 }
 
 /** One read: byte-adjacent tensors of one file. */

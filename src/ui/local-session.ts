@@ -3,7 +3,7 @@
 import { fileSource } from '../model/index.ts';
 import { createEngine } from '../app/create-engine.ts';
 import type { ModelLocation, TabEngine } from '../app/tab-engine.ts';
-import type { EnginePhase, LoadProgress } from '../app/engine.ts';
+import { loadOrDispose, type EnginePhase, type LoadProgress } from '../app/engine.ts';
 import { BadRequestError } from '../common/errors.ts';
 import { chatTemplateOf, type ChatTemplate } from './chat-template.ts';
 
@@ -49,16 +49,11 @@ export class LocalSession {
     if (this.current?.key === key && this.current.engine.phase !== 'failed') return this.current;
     this.unload();
     const engine = createEngine({ model: locationOf(req.target), draft: req.draft ? locationOf(req.draft) : null, stages: req.stages, maxContext: req.context, onPhase: req.onPhase });
-    try {
-      const info = await engine.load({ onProgress: req.onProgress, signal: req.signal });
-      if (!info.tokenizer) throw new BadRequestError('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
-      const template = chatTemplateOf(await engine.model!.source.readOptionalJson('tokenizer_config.json', req.signal));
-      this.current = { key, engine, template };
-      return this.current;
-    } catch (e) {
-      engine.dispose();
-      throw e;
-    }
+    const info = await loadOrDispose(engine, { onProgress: req.onProgress, signal: req.signal });
+    this.current = { key, engine, template: null };
+    if (!info.tokenizer) throw new BadRequestError('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
+    this.current.template = chatTemplateOf(await engine.model!.source.readOptionalJson('tokenizer_config.json', req.signal));
+    return this.current;
   }
 
   unload(): void {

@@ -3,6 +3,7 @@
 import { createEngine } from '../app/create-engine.ts';
 import type { MeshEngine } from '../app/mesh-engine.ts';
 import type { MeshStatus } from '../app/mesh-types.ts';
+import { loadOrDispose } from '../app/engine.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 import type { RoomParams } from './room.ts';
 
@@ -40,14 +41,9 @@ export class MeshBackend {
       tuning: TAB_LINK_TUNING,
       onStatus: req.onStatus,
     });
-    try {
-      await engine.load({ signal: req.signal });
-      this.current = { key, engine };
-      return engine;
-    } catch (e) {
-      engine.dispose();
-      throw e;
-    }
+    await loadOrDispose(engine, { signal: req.signal });
+    this.current = { key, engine };
+    return engine;
   }
 
   close(): void {

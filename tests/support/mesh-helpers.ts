@@ -62,3 +62,26 @@ export const stageWorkMessages: MeshMessage[] = [
   { type: 'stats', request: 2, packets: 40, rowsComputed: 52, rowsDropped: 3, busyMs: 950.25, spanMs: 2000, nextRttP50Ms: 1.5, nextRttP95Ms: 4.25, nextRttSamples: 12 },
   { type: 'stats', request: 1, packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, spanMs: 0, nextRttP50Ms: null, nextRttP95Ms: null, nextRttSamples: 0 },
 ];
+
+/** One valid message of each link-control type, and a config (multi-byte UTF-8 and empty strings too). */
+export const controlMessages: MeshMessage[] = [
+  { type: 'config', config: { request: 7, temperature: 0.7, topK: 40, topP: 0.95 } },
+  { type: 'hello', role: 'leader', peer: 'abc123', name: 'laptop 1 ✓' },
+  { type: 'hello', role: 'stage', peer: 'x', name: '' },
+  { type: 'assign', ring: 3, index: 1, count: 4, prev: 'p', next: 'n' },
+  { type: 'ready', ring: 3 },
+  { type: 'ping', seq: 9, time: 1234.5678 },
+  { type: 'pong', seq: 9, time: -0.5 },
+  { type: 'error', code: 'bad-version', message: 'nope' },
+  { type: 'bye', reason: 'tab closed' },
+];
+
+/** Valid messages of every type: `n` random levels (half with a verdict) and results, then the fixed ones. */
+export function sampleMessages(rand: () => number, n: number): MeshMessage[] {
+  return [
+    ...Array.from({ length: n }, (_, i): MeshMessage => ({ type: 'level', packet: randomLevel(rand, { verdict: i % 2 === 0 }) })),
+    ...Array.from({ length: n }, (): MeshMessage => ({ type: 'result', packet: randomResult(rand) })),
+    ...controlMessages,
+    ...stageWorkMessages,
+  ];
+}
