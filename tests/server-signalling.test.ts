@@ -1,25 +1,44 @@
-// The signalling server against real WebSocket clients over a real HTTP server.
+// The signalling server against real WebSocket clients over a real HTTP server (loopback only;
+// clients bind 127.0.0.2 etc. to stand for other addresses).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createSignallingServer, type SignallingServer } from '../src/server/signalling.ts';
+import { createSignallingServer, type SignallingOptions, type SignallingServer } from '../src/server/signalling.ts';
 import type { ServerMessage } from '../src/server/signal-protocol.ts';
+
+interface Served {
+  http: Server;
+  signalling: SignallingServer;
+  url: string;
+  lines: string[];
+}
+const served: Served[] = [];
+
+/** A signalling server with `opts` on an HTTP server at an ephemeral port of 127.0.0.1; its log lines kept. */
+async function serve(opts: SignallingOptions = {}): Promise<Served> {
+  const http = createServer((_req, res) => res.end('ok'));
+  const lines: string[] = [];
+  const signalling = createSignallingServer({ log: (l) => lines.push(l), ...opts });
+  signalling.attach(http);
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const s = { http, signalling, url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/signal`, lines };
+  served.push(s);
+  return s;
+}
 
 let http: Server;
 let signalling: SignallingServer;
 let url: string;
 
 beforeAll(async () => {
-  http = createServer((_req, res) => res.end('ok'));
-  signalling = createSignallingServer({ iceServers: [{ urls: 'stun:example.org:3478' }], maxMessageBytes: 4096 });
-  signalling.attach(http);
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-  url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/signal`;
+  ({ http, signalling, url } = await serve({ iceServers: [{ urls: 'stun:example.org:3478' }], maxMessageBytes: 4096 }));
 });
 afterAll(async () => {
-  await signalling.close();
-  await new Promise((r) => http.close(r));
+  for (const s of served) {
+    await s.signalling.close();
+    await new Promise((r) => s.http.close(r));
+  }
 });
 
 class Client {
@@ -27,8 +46,9 @@ class Client {
   private queue: ServerMessage[] = [];
   private waiters: ((m: ServerMessage) => void)[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
-  constructor(path = url) {
-    this.ws = new WebSocket(path);
+  /** `opts.localAddress` ('127.0.0.2') stands for another machine; `opts.origin` for a page. */
+  constructor(path = url, opts: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(path, opts);
     this.ws.on('message', (d) => {
       const m = JSON.parse(String(d)) as ServerMessage;
       const w = this.waiters.shift();
@@ -161,5 +181,143 @@ describe('signalling server', () => {
     const o = new WebSocket(url.replace('/signal', '/other'));
     await new Promise((r) => o.on('error', r));
     expect(handled).toBe(true);
+  });
+});
+
+/** The status and body with which the server refuses a WebSocket upgrade. */
+function refusedUpgrade(target: string, opts: WebSocket.ClientOptions = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(target, opts);
+    ws.on('open', () => reject(new Error('upgrade was accepted')));
+    ws.on('error', () => {});
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += String(d)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+  });
+}
+
+const closeAll = (cs: Client[]): void => cs.forEach((c) => c.ws.close());
+
+describe('signalling server: what no client may do', () => {
+  it('survives a join whose version is 30 multi-byte characters (close reason cut by UTF-8 bytes)', async () => {
+    const c = await new Client().open();
+    c.send({ type: 'join', version: '語'.repeat(30), room: 'r' });
+    const e = await c.next();
+    expect(e).toMatchObject({ type: 'error', code: 'bad-version', fatal: true });
+    const closed = await c.closed;
+    expect(closed.code).toBe(4005);
+    expect(Buffer.byteLength(closed.reason, 'utf8')).toBeLessThanOrEqual(123);
+    expect(closed.reason).toMatch(/^signalling version 語+/);
+    expect(await new Client().join('after-multibyte')).toMatchObject({ type: 'welcome' });
+  });
+
+  it('caps the connections of one address with a clear refusal; other addresses still get in', async () => {
+    const s = await serve({ maxConnectionsPerAddress: 4 });
+    const four = await Promise.all([0, 1, 2, 3].map(() => new Client(s.url).open()));
+    const fifth = new Client(s.url);
+    expect(await fifth.next()).toMatchObject({ type: 'error', code: 'too-many-connections', fatal: true });
+    expect((await fifth.closed).code).toBe(4029);
+    expect(s.lines.some((l) => /refused 127\.0\.0\.1: too-many-connections/.test(l))).toBe(true);
+    expect(await new Client(s.url, { localAddress: '127.0.0.2' }).join('other-address')).toMatchObject({ type: 'welcome' });
+    four[0].ws.close();
+    await four[0].closed;
+    expect(await new Client(s.url).join('freed')).toMatchObject({ type: 'welcome' });
+    closeAll(four);
+  });
+
+  it('throttles join attempts per address', async () => {
+    const s = await serve({ joinBurst: 3, joinsPerMinute: 6 });
+    const ok = await Promise.all([0, 1, 2].map(async (i) => {
+      const c = new Client(s.url);
+      expect(await c.join(`j${i}`)).toMatchObject({ type: 'welcome' });
+      return c;
+    }));
+    const c = new Client(s.url);
+    const e = await c.join('j4');
+    expect(e).toMatchObject({ type: 'error', code: 'throttled', fatal: true });
+    expect(e.type === 'error' && e.message).toMatch(/too many join attempts from 127\.0\.0\.1 .*try again in \d+ s/);
+    expect((await c.closed).code).toBe(4029);
+    closeAll(ok);
+  });
+
+  it('throttles secret guesses per address, even a right one, and says for how long', async () => {
+    const s = await serve();
+    const owner = new Client(s.url, { localAddress: '127.0.0.3' });
+    expect(await owner.join('vault', 'correct horse')).toMatchObject({ type: 'welcome', protected: true });
+    const answers: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const g = new Client(s.url);
+      const m = await g.join('vault', `guess-${i}`);
+      answers.push(m.type === 'error' ? m.code : m.type);
+      await g.closed;
+    }
+    expect(answers).toEqual(['wrong-secret', 'wrong-secret', 'wrong-secret', 'wrong-secret', 'wrong-secret', 'throttled', 'throttled', 'throttled']);
+    const right = new Client(s.url);
+    const m = await right.join('vault', 'correct horse');
+    expect(m).toMatchObject({ type: 'error', code: 'throttled' });
+    expect(m.type === 'error' && m.message).toMatch(/too many wrong secrets from 127\.0\.0\.1; try again in \d+ s/);
+    // Another address with the secret is not held up by the guesser.
+    expect(await new Client(s.url, { localAddress: '127.0.0.2' }).join('vault', 'correct horse')).toMatchObject({ type: 'welcome' });
+    owner.ws.close();
+  });
+
+  it('checks the Origin of upgrades: same host or allowed; programs without Origin get in', async () => {
+    const s = await serve({ allowedOrigins: ['https://mesh.example:8443'] });
+    const host = new URL(s.url).host;
+    const r = await refusedUpgrade(s.url, { origin: 'https://evil.example' });
+    expect(r.status).toBe(403);
+    expect(r.body).toMatch(/origin "https:\/\/evil.example" may not connect/);
+    expect((await refusedUpgrade(s.url, { origin: 'null' })).status).toBe(403);
+    expect(s.lines.some((l) => /origin "https:\/\/evil.example" is not this server's/.test(l))).toBe(true);
+    const ok = [new Client(s.url, { origin: `http://${host}` }), new Client(s.url, { origin: 'https://mesh.example:8443' }), new Client(s.url)];
+    for (const [i, c] of ok.entries()) expect(await c.join(`origin-${i}`)).toMatchObject({ type: 'welcome' });
+    closeAll(ok);
+  });
+
+  it('closes a socket that does not join in time', async () => {
+    const s = await serve({ joinTimeoutMs: 300 });
+    const c = await new Client(s.url).open();
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'join-timeout', fatal: true });
+    expect((await c.closed).code).toBe(4008);
+  });
+
+  it('drops a reader that stopped reading once its unsent data passes the cap', async () => {
+    const s = await serve({ maxBufferedBytes: 256 * 1024, rateLimit: 10_000, heartbeatMs: 60_000 });
+    const slow = new Client(s.url);
+    const w = await slow.join('slow');
+    const slowId = w.type === 'welcome' ? w.id : '';
+    const fast = new Client(s.url);
+    await fast.join('slow');
+    slow.ws.pause();
+    const blob = { type: 'offer', sdp: 'x'.repeat(50_000) };
+    let left = false;
+    const seen = fast.next().then((m) => (left = m.type === 'peer-left' && m.id === slowId));
+    const t0 = Date.now();
+    for (let i = 0; i < 400 && !left && Date.now() - t0 < 8000; i++) {
+      fast.send({ type: 'signal', to: slowId, data: blob });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.race([seen, new Promise((r) => setTimeout(r, 2000))]);
+    expect(left).toBe(true);
+    expect(s.lines.some((l) => /a reader that stopped reading/.test(l))).toBe(true);
+    slow.ws.resume();
+    closeAll([slow, fast]);
+  });
+
+  it("keeps the operator's reserved rooms: never crowded out, never claimed by a stranger's secret", async () => {
+    const s = await serve({ maxRooms: 2, roomSecrets: { ops: 's3cret' }, reservedRooms: ['open-ops'] });
+    const crowd = [new Client(s.url), new Client(s.url)];
+    for (const [i, c] of crowd.entries()) expect(await c.join(`filler-${i}`)).toMatchObject({ type: 'welcome' });
+    expect(await new Client(s.url).join('one-too-many')).toMatchObject({ type: 'error', code: 'server-full' });
+    const stranger = new Client(s.url, { localAddress: '127.0.0.2' });
+    expect(await stranger.join('ops', 'guess')).toMatchObject({ type: 'error', code: 'wrong-secret' });
+    const op = new Client(s.url);
+    expect(await op.join('ops', 's3cret')).toMatchObject({ type: 'welcome', protected: true });
+    const squatter = new Client(s.url, { localAddress: '127.0.0.2' });
+    expect(await squatter.join('open-ops', 'mine-now')).toMatchObject({ type: 'welcome', protected: false });
+    expect(await new Client(s.url).join('open-ops')).toMatchObject({ type: 'welcome', protected: false });
+    closeAll([...crowd, op, squatter]);
   });
 });

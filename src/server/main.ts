@@ -5,17 +5,26 @@
 //
 //   npm start -- [--port 8443] [--host 0.0.0.0] [--cert cert.pem --key key.pem] [--http]
 //                [--room NAME] [--secret S] [--ice '[{"urls":"stun:stun.example.org"}]'] [--stun URL,URL]
-//                [--turn URL --turn-user U --turn-pass P] [--dist dist]
+//                [--turn URL --turn-user U --turn-pass P] [--dist dist] [--allow-origin URL,URL]
+//                [--<limit> N for each of SIGNALLING_LIMITS and HTTP_LIMITS, e.g. --max-connections-per-address 32]
+//
+// Hardened against clients (README, "Security"): every stream and socket error is handled, a file
+// stream ends when its client goes away, every response carries security headers, upgrades to
+// other paths are answered 404, and sockets per address, header and idle times are limited.
 
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { extname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { parseArgs, str, num, type Args } from '../common/args.ts';
-import { createSignallingServer } from './signalling.ts';
+import { parseArgs, rejectUnknown, str, num, type Args } from '../common/args.ts';
+import { createSignallingServer, SIGNALLING_LIMITS, type SignallingLimits } from './signalling.ts';
 import { ROOM_PATTERN, SIGNAL_PATH, type IceServerConfig } from './signal-protocol.ts';
+import { securityHeaders } from './http-security.ts';
+import { addressKey, LimitedLog, PerAddress } from './limits.ts';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -106,32 +115,74 @@ async function selfSignedCertificate(ips: string[]): Promise<{ cert: string; key
   return { cert: pems.cert, key: pems.private, fresh: true };
 }
 
+/** Limits of the HTTP side of `npm start` (the WebSocket side: SIGNALLING_LIMITS). */
+export interface HttpLimits {
+  /** Open TCP connections from one address (page loads, downloads and WebSockets together); more are cut. */
+  maxSocketsPerAddress: number;
+  /** Time a client has to send a request's headers. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request. */
+  requestTimeoutMs: number;
+  /** An HTTP connection with no traffic this long is closed (not WebSockets: their heartbeat watches them). */
+  idleTimeoutMs: number;
+}
+
+export const HTTP_LIMITS: Readonly<HttpLimits> = {
+  maxSocketsPerAddress: 128,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+};
+
+/** `maxSocketsPerAddress` -> `max-sockets-per-address`: the command-line name of a limit. */
+export const limitFlag = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** `defaults`, with every `--<limit> N` of `args` in place of its default (a positive number). */
+export function limitsFromArgs<T extends object>(args: Args, defaults: T): T {
+  const out = { ...defaults };
+  for (const k of Object.keys(defaults) as (keyof T & string)[]) {
+    const v = num(args, limitFlag(k), defaults[k] as number);
+    if (!(v > 0)) throw new Error(`--${limitFlag(k)} must be a positive number`);
+    (out as Record<string, number>)[k] = v;
+  }
+  return out;
+}
+
+export interface StaticOptions {
+  /** Whether the page is served over https (HSTS, wss: in the CSP). Default true. */
+  https?: boolean;
+  /** One line per refused request (keyed by the client's address). */
+  log?: (key: string, line: string) => void;
+}
+
 /** Static files from `root` with single-range support (model weights are read by range). */
-export function staticHandler(root: string): (req: IncomingMessage, res: ServerResponse) => void {
+export function staticHandler(root: string, opts: StaticOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const base = resolve(root);
-  return (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
-      return;
-    }
+  const https = opts.https ?? true;
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, body: string, headers: Record<string, string | number> = {}): void => {
+    const key = addressKey(req.socket.remoteAddress);
+    if (status !== 404) opts.log?.(key, `[http] refused ${key}: ${status} ${req.method ?? '?'} ${JSON.stringify(String(req.url).slice(0, 100))}: ${body}`);
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(body);
+  };
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    for (const [k, v] of Object.entries(securityHeaders(https, req.headers.host))) res.setHeader(k, v);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(req, res, 405, 'only GET and HEAD', { Allow: 'GET, HEAD' });
     let pathname: string;
     try {
       pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     } catch {
-      res.writeHead(400).end('bad url');
-      return;
+      return refuse(req, res, 400, 'bad url');
     }
+    if (pathname.includes('\0')) return refuse(req, res, 400, 'bad url');
     let file = resolve(base, '.' + pathname);
-    if (file !== base && !file.startsWith(base + sep)) {
-      res.writeHead(403).end('forbidden');
-      return;
+    if (file !== base && !file.startsWith(base + sep)) return refuse(req, res, 403, 'forbidden');
+    let st = statSync(file, { throwIfNoEntry: false });
+    if (st?.isDirectory()) {
+      file = join(file, 'index.html');
+      st = statSync(file, { throwIfNoEntry: false });
     }
-    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-    if (!existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`not found: ${pathname}`);
-      return;
-    }
-    const size = statSync(file).size;
+    if (!st?.isFile()) return refuse(req, res, 404, `not found: ${pathname}`);
+    const size = st.size;
     const headers: Record<string, string | number> = {
       'Content-Type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream',
       'Accept-Ranges': 'bytes',
@@ -148,25 +199,83 @@ export function staticHandler(root: string): (req: IncomingMessage, res: ServerR
       } else {
         start = Math.max(0, size - Number(range[2]));
       }
-      if (start > end || start >= size) {
-        res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
-        return;
-      }
+      if (start > end || start >= size) return refuse(req, res, 416, 'range not satisfiable', { 'Content-Range': `bytes */${size}` });
       status = 206;
       headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
     }
     headers['Content-Length'] = size === 0 ? 0 : end - start + 1;
-    res.writeHead(status, headers);
     if (req.method === 'HEAD' || size === 0) {
-      res.end();
+      res.writeHead(status, headers).end();
       return;
     }
-    createReadStream(file, { start, end }).pipe(res);
+    // The file stream is destroyed (its descriptor closed) when the client goes away, whatever
+    // state it is in; pipe() would leave it open. A file that cannot be opened (EMFILE) is a 503.
+    const stream = createReadStream(file, { start, end });
+    res.once('close', () => stream.destroy());
+    stream.once('error', (e: NodeJS.ErrnoException) => {
+      if (res.headersSent) return;
+      const key = addressKey(req.socket.remoteAddress);
+      opts.log?.(key, `[http] could not open ${JSON.stringify(pathname.slice(0, 100))} for ${key}: ${e.code ?? e.message} (503)`);
+      res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '5' }).end(`server busy (${e.code ?? 'error'}); try again`);
+    });
+    stream.once('open', () => {
+      if (res.destroyed) return void stream.destroy();
+      res.writeHead(status, headers);
+      pipeline(stream, res, (e) => {
+        if (e && e.code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+          const key = addressKey(req.socket.remoteAddress);
+          opts.log?.(key, `[http] could not send ${JSON.stringify(pathname.slice(0, 100))} to ${key}: ${e.message}`);
+        }
+      });
+    });
+  };
+  return (req, res) => {
+    try {
+      serve(req, res);
+    } catch (e) {
+      // e.g. stat failing on a file that vanished, EMFILE: answer if we still can, never throw.
+      const key = addressKey(req.socket.remoteAddress);
+      opts.log?.(key, `[http] error serving ${key}: ${e instanceof Error ? e.message : String(e)}`);
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('server error');
+      else res.destroy();
+    }
   };
 }
 
+/** The server-wide guards: an 'error' listener (EMFILE on accept), time limits, sockets per address. */
+export function guardServer(server: Server, limits: HttpLimits, log: (key: string, line: string) => void): void {
+  server.on('error', (e) => log('server', `[http] server error: ${e.message}`));
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.timeout = limits.idleTimeoutMs;
+  const perAddress = new PerAddress<{ n: number }>(
+    () => ({ n: 0 }),
+    (a) => a.n === 0,
+  );
+  server.on('connection', (socket: Socket) => {
+    const key = addressKey(socket.remoteAddress);
+    const a = perAddress.get(key);
+    if (a.n >= limits.maxSocketsPerAddress) {
+      log(key, `[http] refused ${key}: ${a.n} connections open (limit ${limits.maxSocketsPerAddress}); connection cut`);
+      socket.destroy();
+      return;
+    }
+    a.n++;
+    socket.once('close', () => {
+      a.n--;
+      perAddress.release(key);
+    });
+  });
+}
+
+/** The options of `npm start` besides the limits. */
+const OPTIONS = ['port', 'host', 'dist', 'http', 'cert', 'key', 'room', 'secret', 'ice', 'stun', 'turn', 'turn-user', 'turn-pass', 'allow-origin'];
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  const signalLimits = limitsFromArgs<SignallingLimits>(args, SIGNALLING_LIMITS);
+  const httpLimits = limitsFromArgs<HttpLimits>(args, HTTP_LIMITS);
+  rejectUnknown(args, [...OPTIONS, ...[...Object.keys(SIGNALLING_LIMITS), ...Object.keys(HTTP_LIMITS)].map(limitFlag)]);
   const port = num(args, 'port', 8443);
   const host = str(args, 'host', '0.0.0.0');
   const dist = str(args, 'dist', 'dist');
@@ -174,14 +283,20 @@ async function main(): Promise<void> {
   const room = str(args, 'room', `mesh-${randomBytes(3).toString('hex')}`);
   if (!ROOM_PATTERN.test(room)) throw new Error('--room must be 1-64 characters of A-Z a-z 0-9 . _ -');
   const secret = args.get('secret');
+  if (secret !== undefined && (secret === true || secret.trim() === '')) {
+    throw new Error('--secret needs a value (--secret S): an empty secret would leave the room open to anyone; leave --secret out for an open room');
+  }
+  const allowedOrigins = args.has('allow-origin') ? str(args, 'allow-origin').split(',').map((o) => o.trim()).filter(Boolean) : [];
   const iceServers = iceServersFromArgs(args);
   if (!existsSync(join(dist, 'index.html')) && !existsSync(dist)) {
     throw new Error(`${dist}/ does not exist: run \`npm run build\` first (\`npm start\` does)`);
   }
 
   const ips = lanAddresses();
-  const handler = staticHandler(dist);
-  let server;
+  const logs = new LimitedLog((l) => console.log(l));
+  const log = (key: string, line: string): void => logs.line(key, line);
+  const handler = staticHandler(dist, { https: !plain, log });
+  let server: Server;
   if (plain) {
     server = createHttpServer(handler);
   } else {
@@ -202,15 +317,24 @@ async function main(): Promise<void> {
     server = createHttpsServer({ cert, key }, handler);
   }
   const signalling = createSignallingServer({
+    ...signalLimits,
     iceServers,
     roomSecrets: typeof secret === 'string' ? { [room]: secret } : undefined,
+    reservedRooms: [room],
+    allowedOrigins,
     log: (l) => console.log(l),
   });
-  signalling.attach(server, SIGNAL_PATH);
+  signalling.attach(server, SIGNAL_PATH, { otherPaths: 'refuse' });
+  guardServer(server, httpLimits, log);
   await new Promise<void>((r, j) => {
     server.once('error', j);
-    server.listen(port, host, () => r());
+    server.listen(port, host, () => {
+      server.off('error', j);
+      r();
+    });
   });
+  const flush = setInterval(() => logs.flush(), 30_000);
+  flush.unref();
 
   const scheme = plain ? 'http' : 'https';
   const hosts = host === '0.0.0.0' ? ['127.0.0.1', ...ips] : [host];
@@ -222,6 +346,7 @@ async function main(): Promise<void> {
   console.log(`Leader (the chat page; open it first): ${scheme}://${joinHost}:${port}/?room=${room}${fragment}`);
   console.log(`Join link for stage tabs: ${scheme}://${joinHost}:${port}/?room=${room}&stage${fragment}`);
   console.log(`ICE servers: ${iceServers.length ? JSON.stringify(iceServers) : 'none (LAN host candidates only)'}`);
+  if (typeof secret !== 'string') console.log(`Room ${room} is open: anyone who can reach this server can join it (--secret S guards it).`);
 
   const stop = (): void => {
     void signalling.close();

@@ -47,7 +47,13 @@ export type SignalErrorCode =
   | 'room-full'
   | 'server-full'
   | 'unknown-peer'
-  | 'rate-limited';
+  | 'rate-limited'
+  /** Too many open signalling connections from this address. */
+  | 'too-many-connections'
+  /** Too many join attempts, or too many wrong secrets, from this address: wait and retry. */
+  | 'throttled'
+  /** The socket sent no `join` in time. */
+  | 'join-timeout';
 
 /** WebSocket close codes the server uses after a fatal error. */
 export const CLOSE_CODES: Partial<Record<SignalErrorCode, number>> & { default: number } = {
@@ -58,6 +64,9 @@ export const CLOSE_CODES: Partial<Record<SignalErrorCode, number>> & { default: 
   'server-full': 4004,
   'bad-version': 4005,
   'rate-limited': 4008,
+  'join-timeout': 4008,
+  'too-many-connections': 4029,
+  throttled: 4029,
 };
 
 export const ROOM_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;

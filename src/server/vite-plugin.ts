@@ -1,5 +1,7 @@
 // Hosts the signalling service on Vite's dev and preview servers at /signal. Only upgrades to that
-// path are taken; Vite's own HMR websocket (protocol 'vite-hmr') is left to Vite.
+// path are taken; Vite's own HMR websocket (protocol 'vite-hmr') and other paths are left to Vite.
+// The limits and the Origin check are those of `npm start` (SIGNALLING_LIMITS); MESH_ALLOWED_ORIGINS
+// (comma list) adds page origins besides the dev server's own.
 
 import type { EventEmitter } from 'node:events';
 import type { Plugin } from 'vite';
@@ -15,6 +17,11 @@ export function iceServersFromEnv(env: NodeJS.ProcessEnv = process.env): IceServ
   return v as IceServerConfig[];
 }
 
+/** Page origins from the MESH_ALLOWED_ORIGINS environment variable (comma list), or []. */
+export function allowedOriginsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.MESH_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+}
+
 export function signallingPlugin(opts: SignallingOptions & { path?: string } = {}): Plugin {
   const path = opts.path ?? SIGNAL_PATH;
   const servers: SignallingServer[] = [];
@@ -22,6 +29,7 @@ export function signallingPlugin(opts: SignallingOptions & { path?: string } = {
     if (!httpServer) return; // middleware mode: the embedding server must call attach() itself
     const s = createSignallingServer({
       iceServers: opts.iceServers ?? iceServersFromEnv(),
+      allowedOrigins: opts.allowedOrigins ?? allowedOriginsFromEnv(),
       log: process.env.DEBUG_SIGNAL ? (l) => console.log(l) : undefined,
       ...opts,
     });
