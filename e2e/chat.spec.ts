@@ -45,12 +45,20 @@ test('chat page streams tokens, stops, and shows live stats', async ({ page }, i
   const panelShot = await stats.screenshot();
   expect(panelShot.byteLength).toBeGreaterThan(2_000);
 
-  // The loaded model is kept: a second prompt in single mode... reloads (one stage) and finishes.
+  expect(statText).toMatch(/devices no emulation/);
+  expect(statText).toMatch(/bound \(final\) mean TBT \d+\.\d ms, bound \d+\.\d ms \(specpipe: .*efficiency \d+%/);
+
+  // The loaded model is kept: a second prompt in single mode... reloads (one stage) and finishes,
+  // here on an emulated dedicated device (each level at least 20 ms): the stats say so.
   await page.locator('select[name=mode]').selectOption('single');
   await page.locator('#max-tokens').fill('8');
+  await page.locator('#stage-ms').fill('20');
   await page.locator('#send').click();
   await finished(page, 120_000);
   await expect(page.locator('#status')).toHaveText(/done: \d+ tokens \((length|eos)\)/);
+  const emulated = (await page.locator('#stats').innerText()).replace(/\s+/g, ' ');
+  expect(emulated).toContain('emulated dedicated devices: stage 20 ms/level, draft real');
+  expect(emulated).toMatch(/overruns \d+%/);
   expect(errors).toEqual([]);
 });
 

@@ -87,6 +87,36 @@ test('a middle stage reads only its own layer bytes, reports progress, then load
   expect(seen.filter((r) => r.path === file && r.method === 'GET').length).toBeGreaterThan(2);
 });
 
+test('quantize on load: projections become Q4_0 blocks, cached quantized under a key with the format; a reload reads no weight bytes', async ({ page }) => {
+  const seen = recordRequests(page);
+  const file = `${LLAMA}model.safetensors`;
+  const gets = () => seen.filter((r) => r.path === file && r.method === 'GET').length;
+  const req: StageRequest = { url: LLAMA, layers: [1, 2], embed: false, head: false, quant: 'q4_0' };
+  const first = await loadStage(page, req);
+  expect(first.formats.sort()).toEqual(['f32', 'q4_0']);
+  // tiny-llama's intermediate size is 172: down_proj cannot be cut into blocks of 32 and stays f32.
+  expect(first.warnings.join('\n')).toContain('Q4_0: mlp.down_proj.weight (1 layer) has input size 172, not a multiple of 32; it stays f32');
+  const cached = await callInPage<string[]>(page, PAGE, 'cachedKeys');
+  const q4 = cached.filter((k) => k.endsWith('|q4_0')).map((k) => k.split('|').at(-2)).sort();
+  expect(q4).toEqual(['mlp.gate_proj', 'mlp.up_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'self_attn.q_proj', 'self_attn.v_proj'].map((p) => `model.layers.1.${p}.weight`));
+  // The raw bytes of a quantized tensor are not kept (they would take 3.5x the space).
+  expect(cached.some((k) => k.endsWith('|model.layers.1.mlp.up_proj.weight'))).toBe(false);
+
+  seen.length = 0;
+  const second = await loadStage(page, req);
+  expect(second.checksums).toEqual(first.checksums);
+  expect(second.formats.sort()).toEqual(['f32', 'q4_0']);
+  expect(second.progress.last).toEqual(first.progress.last);
+  expect(gets()).toBe(0); // every tensor from IndexedDB, the Q4_0 blocks as stored: nothing to quantize
+  console.log(`q4_0 reload: ${seen.length} request(s), ${second.ms.toFixed(0)} ms (first load ${first.ms.toFixed(0)} ms)`);
+
+  // Another format is another entry: Q8_0 fetches the projections again.
+  seen.length = 0;
+  const q8 = await loadStage(page, { ...req, quant: 'q8_0' });
+  expect(q8.formats.sort()).toEqual(['f32', 'q8_0']);
+  expect(gets()).toBeGreaterThan(0);
+});
+
 test('corrupt cache entries are refetched', async ({ page }) => {
   const seen = recordRequests(page);
   const first = await loadStage(page, { url: LLAMA, layers: [0, 1], embed: true, head: false });

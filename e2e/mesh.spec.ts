@@ -7,6 +7,7 @@ import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
 import { openHarness, callInPage } from './harness.ts';
 import type { JoinResult, SendResult } from './pages/mesh.ts';
 import type { LinkStats } from '../src/mesh/peer.ts';
+import { PROTOCOL_VERSION } from '../src/mesh/protocol-schema.ts';
 
 const PAGE = '/e2e/pages/mesh.ts';
 // Data-channel message size (frame) for the experiment knob; default 64 KiB.
@@ -128,7 +129,7 @@ test('mesh: ring of 4 tabs over 2 browser processes', async ({}, testInfo) => {
       .poll(async () => (await callInPage<{ type: string; message: string }[]>(s1, PAGE, 'meshEvents')).filter((e) => e.type === 'error').map((e) => e.message), {
         timeout: 5000,
       })
-      .toContainEqual(expect.stringMatching(/malformed message from .*bad-version: protocol version 2, this build speaks version 1/));
+      .toContainEqual(expect.stringMatching(new RegExp(`malformed message from .*bad-version: protocol version ${PROTOCOL_VERSION + 1}, this build speaks version ${PROTOCOL_VERSION}`)));
     await expect
       .poll(async () => (await callInPage<{ type: string; message: string; kind: string; peer: string }[]>(leader, PAGE, 'meshEvents')).filter((e) => e.peer === ids[0] || e.type === 'error').map((e) => e.kind), {
         timeout: 5000,

@@ -12,6 +12,7 @@ import type { GenerationRequest } from '../src/app/engine.ts';
 import type { StageStatus } from '../src/app/stage-node.ts';
 import type { LocalRunRequest } from '../src/headless/local-run.ts';
 import type { GenerationReport } from '../src/app/engine.ts';
+import { PROTOCOL_VERSION } from '../src/mesh/protocol-schema.ts';
 
 const PAGE = '/e2e/pages/ring.ts';
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
@@ -198,7 +199,7 @@ test('a malformed message from a stage closes it with a clear error; a wrong sec
   await callInPage(m.stages[0], PAGE, 'stageSendMalformed');
   await expect
     .poll(async () => (await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow')).log.join('\n'), { timeout: 10_000 })
-    .toMatch(new RegExp(`malformed message from ${m.stageIds[0]}: bad-version: protocol version 2, this build speaks version 1`));
+    .toMatch(new RegExp(`malformed message from ${m.stageIds[0]}: bad-version: protocol version ${PROTOCOL_VERSION + 1}, this build speaks version ${PROTOCOL_VERSION}`));
   await expect
     .poll(async () => (await callInPage<StageStatus>(m.stages[0], PAGE, 'stageStatusNow')).message, { timeout: 10_000 })
     .toMatch(/closed the link: protocol: malformed message/);

@@ -5,6 +5,11 @@ import { readFileSync } from 'node:fs';
 import { openHarness, callInPage } from './harness.ts';
 import type { LocalRunRequest } from '../src/headless/local-run.ts';
 import type { GenerationReport } from '../src/app/engine.ts';
+import { loadModel, loadStageTensors } from '../src/model/index.ts';
+import { directorySource } from '../src/model/source-node.ts';
+import { isProjectionWeight } from '../src/model/weights.ts';
+import type { QuantFormat } from '../src/model/types.ts';
+import { ReferenceModel } from '../tests/support/reference-model.ts';
 
 interface Reference {
   promptIds: number[];
@@ -101,3 +106,67 @@ test('bundled demo-target: greedy continuations equal the ones PyTorch recorded 
     expect(out.text).toBe(c.greedyText);
   }
 });
+
+const argmax = (a: ArrayLike<number>): number => {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+};
+
+for (const quant of ['q8_0', 'q4_0'] as QuantFormat[]) {
+  test(`bundled demo-target quantized to ${quant} on load: logits within 1e-3 of the range of the CPU reference on the same blocks, 16 greedy tokens equal`, async ({ page }) => {
+    const ref = JSON.parse(readFileSync('public/models/demo-target/reference.json', 'utf8')) as DemoReference;
+    const promptIds = ref.cases[0].promptIds;
+    await openHarness(page);
+    const out = await callInPage<GenerationReport>(page, '/src/headless/local-run.ts', 'runLocal', {
+      modelUrl: '/models/demo-target/',
+      promptIds,
+      maxNewTokens: 16,
+      sampling: GREEDY,
+      mode: 'single',
+      dumpLogits: 16,
+      quant,
+    } satisfies LocalRunRequest);
+
+    // The CPU reference (plain JS, f64 sums) on the quantized-then-dequantized weights, fed the same
+    // tokens; its own greedy choice must be the runtime's at every step.
+    const source = directorySource('public/models/demo-target');
+    const { spec } = await loadModel(source, { tokenizer: false });
+    const role = { layers: { start: 0, end: spec.numLayers }, embed: true, head: true };
+    const tensors = await loadStageTensors(source, spec, role, { quant });
+    const dense = await loadStageTensors(source, spec, role);
+    const m = new ReferenceModel(spec, tensors);
+    let logits: Float32Array = new Float32Array(0);
+    for (const id of promptIds) logits = m.step(id).logits;
+    const want: number[] = [];
+    let worst = 0;
+    for (let i = 0; i < out.tokens.length; i++) {
+      want.push(argmax(logits));
+      const got = out.logits![i];
+      let lo = Infinity;
+      let hi = -Infinity;
+      let diff = 0;
+      logits.forEach((w, j) => {
+        lo = Math.min(lo, w);
+        hi = Math.max(hi, w);
+        diff = Math.max(diff, Math.abs(w - got[j]));
+      });
+      worst = Math.max(worst, diff / (hi - lo));
+      logits = m.step(out.tokens[i]).logits;
+    }
+    expect(out.tokens.length).toBe(16);
+    expect(out.tokens).toEqual(want);
+    expect(worst).toBeLessThan(1e-3);
+
+    const bytes = (ts: Map<string, { data: ArrayBufferView }>, pick: (n: string) => boolean) => [...ts].reduce((a, [n, t]) => a + (pick(n) ? t.data.byteLength : 0), 0);
+    const quantized = (n: string) => tensors.get(n)!.format === quant;
+    const f16Same = bytes(dense, quantized);
+    const qSame = bytes(tensors, quantized);
+    console.log(
+      `demo-target ${quant}: max |logit diff| / logit range over 16 steps = ${worst.toExponential(2)}; tokens ${out.tokens.join(' ')}; ` +
+        `GPU weight bytes ${out.weightBytes} (${(out.weightBytes / 2 ** 20).toFixed(2)} MiB); quantized tensors ${qSame} bytes = ${(qSame / f16Same).toFixed(4)}x of their f16 bytes; ` +
+        `projections ${bytes(tensors, isProjectionWeight)} vs f16 ${bytes(dense, isProjectionWeight)} bytes; warnings: ${out.warnings.join('; ')}`,
+    );
+    expect(qSame / f16Same).toBeLessThanOrEqual(quant === 'q4_0' ? 0.3 : 0.55);
+  });
+}

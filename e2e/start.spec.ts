@@ -18,7 +18,7 @@ test('the production build served by npm start generates text', async ({ browser
   const dist = mkdtempSync(join(tmpdir(), 'specpipe-dist-'));
   await build({ configFile: 'vite.config.ts', logLevel: 'error', build: { outDir: dist, emptyOutDir: true } });
   const port = 21000 + Math.floor(Math.random() * 20000);
-  server = spawn('npx', ['tsx', 'src/server/main.ts', '--port', String(port), '--host', '127.0.0.1', '--dist', dist], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts', '--port', String(port), '--host', '127.0.0.1', '--dist', dist], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   server.stdout?.on('data', (d) => (output += String(d)));
   server.stderr?.on('data', (d) => (output += String(d)));

@@ -10,11 +10,13 @@
 // makes it fast. The reduction order of a row's output depends only on the input
 // size and LANES, never on R or on the other rows: a row's result is bitwise batch-independent.
 // GATED: W0 = gate, W1 = up, y = silu(x W0^T) * (x W1^T) (the SiLU-gated MLP in one pass).
+// Weights: f32 as written; f16 (widen-halves.wgsl) and Q8_0 / Q4_0 blocks (dequant.wgsl) are
+// widened or dequantized in registers by loadW0 / loadW1, one vec4 at a time.
 
 struct Params {
   inDim4: u32,   // input size / 4
   outDim: u32,
-  _pad0: u32,
+  scaleOff: u32, // quantized weights: u32 offset of the block scales in w0 / w1 (dequant.wgsl)
   _pad1: u32,
 }
 

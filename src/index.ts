@@ -23,6 +23,9 @@ export type {
   GenerationRequest,
   GenerationReport,
   GenerationTimings,
+  RunBound,
+  EmulationReport,
+  OverrunStats,
   GenerateCallOptions,
   LoadOptions,
   LoadProgress,
@@ -36,6 +39,8 @@ export { startStageNode, type StageNode, type StageNodeOptions, type StageStatus
 export { MODES, DRAFT_KINDS, MAX_WIDTH, MAX_DEPTH, DEFAULT_MAX_CONTEXT, DEFAULT_SAMPLING, type DraftKind } from './app/modes.ts';
 export { GREEDY, type SamplingSettings } from './speculative/sampling.ts';
 export type { Mode, StopReason, GenerateMetrics } from './speculative/scheduler.ts';
+export type { TbtBound } from './speculative/metrics.ts';
+export { MAX_OVERRUN_SHARE, parseCost, type CostModel, type DeviceEmulation } from './common/device-emulation.ts';
 export { urlSource, fileSource, ModelSourceError, type ModelSource } from './model/index.ts';
 export {
   SpecpipeError,

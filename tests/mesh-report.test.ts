@@ -22,7 +22,7 @@ describe('mergedMetrics', () => {
 
 describe('ringHops', () => {
   const link = (peer: string, p50: number): LinkStats => ({ peer, state: 'open', rttSamples: 4, rttP50: p50, rttP95: p50 * 2, rttMax: p50 * 3, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, queuedBytes: 0 });
-  const reply = (p50: number | null): StatsReply => ({ type: 'stats', request: 3, packets: 1, rowsComputed: 1, rowsDropped: 0, busyMs: 1, spanMs: 1, nextRttP50Ms: p50, nextRttP95Ms: p50, nextRttSamples: p50 === null ? 0 : 2 });
+  const reply = (p50: number | null): StatsReply => ({ type: 'stats', request: 3, packets: 1, rowsComputed: 1, rowsDropped: 0, busyMs: 1, spanMs: 1, nextRttP50Ms: p50, nextRttP95Ms: p50, nextRttSamples: p50 === null ? 0 : 2, levels: 1, overruns: 0, levelMsP50: 1 });
 
   it('leader links for the first and last hop, each stage\'s link to its next node in between', () => {
     const leaderLinks = new Map([['a', link('a', 1)], ['c', link('c', 3)]]);

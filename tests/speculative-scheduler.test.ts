@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { referenceGenerate, toyTargetModel } from './support/toy-lm.ts';
-import { generate, specpipeBound, type Mode } from '../src/speculative/scheduler.ts';
+import { generate, type Mode } from '../src/speculative/scheduler.ts';
+import { specpipeBound } from '../src/speculative/metrics.ts';
 import { percentile } from '../src/common/numerics.ts';
 import { SimPipeline } from './support/sim-pipeline.ts';
 import { NgramSource } from '../src/speculative/ngram-source.ts';

@@ -1,7 +1,7 @@
 // Pure pieces of the chat page: settings, live stats, the pipeline picture, chat templates, room links.
 import { describe, expect, it } from 'vitest';
 import { parseSettings, SettingsError } from '../src/ui/settings.ts';
-import { LiveStats, statsLine } from '../src/app/live-stats.ts';
+import { LiveStats, statsLaw, statsLine } from '../src/app/live-stats.ts';
 import { pipelineSvg } from '../src/ui/pipeline-view.ts';
 import { chatTemplateOf } from '../src/ui/chat-template.ts';
 import { joinLink, roomParams } from '../src/ui/room.ts';
@@ -17,8 +17,15 @@ describe('parseSettings', () => {
     const s = parseSettings(get());
     expect(s).toEqual({
       mode: 'specpipe', placement: 'tab', stages: 4, hopDelayMs: 0, width: 2, depth: 4, draft: 'model',
-      sampling: { temperature: 0.7, topP: 0.9, topK: 40, seed: 7 }, maxTokens: 64, context: 1024,
+      sampling: { temperature: 0.7, topP: 0.9, topK: 40, seed: 7 }, maxTokens: 64, context: 1024, emulation: null,
     });
+  });
+  it('reads emulated device costs (off when empty or 0) and rejects malformed ones', () => {
+    expect(parseSettings(get({ 'stage-ms': '0', 'draft-ms': '' })).emulation).toBeNull();
+    expect(parseSettings(get({ 'stage-ms': '50', 'draft-ms': '10:0.5' })).emulation).toEqual({ stageMs: { fixedMs: 50, perRowMs: 0 }, draftMs: { fixedMs: 10, perRowMs: 0.5 } });
+    expect(parseSettings(get({ 'stage-ms': '50' })).emulation).toEqual({ stageMs: { fixedMs: 50, perRowMs: 0 }, draftMs: null });
+    expect(() => parseSettings(get({ 'stage-ms': '50ms' }))).toThrow(SettingsError);
+    expect(() => parseSettings(get({ 'draft-ms': '-1' }))).toThrow(/draft-ms must be A or A:B/);
   });
   it('single mode always runs one stage in this tab', () => {
     const s = parseSettings(get({ mode: 'single', stages: '8', placement: 'mesh' }));
@@ -36,7 +43,7 @@ describe('parseSettings', () => {
 
 describe('LiveStats', () => {
   it('counts a hit when the token it announced arrives, and gives rate, gaps and the bound', () => {
-    const s = new LiveStats(4, true);
+    const s = new LiveStats(4, 'specpipe');
     s.token(1000, true);
     s.packet({ step: 3, epoch: 0, rowsComputed: 2, rowsDropped: 0, startMs: 1000, endMs: 1010 });
     s.token(1010, false);
@@ -49,6 +56,7 @@ describe('LiveStats', () => {
     expect(snap.misses).toBe(1);
     expect(snap.hitRate).toBe(0.5);
     expect(snap.tokensPerSecond).toBeCloseTo(2000 / 50);
+    expect(snap.tbtMeanMs).toBe(25); // (1050 - 1000) / (3 - 1)
     expect(snap.tbtP50Ms).toBe(10);
     expect(snap.tbtP95Ms).toBe(40);
     expect(snap.stepMs).toBe(15); // empty packets do not count as steps
@@ -57,15 +65,26 @@ describe('LiveStats', () => {
     expect(statsLine(snap)).toContain('hit 50%');
   });
   it('leaves the prefill out of the step time and gives pp its 1/S bound', () => {
-    const s = new LiveStats(2, false);
+    const s = new LiveStats(2, 'pipeline');
     s.packet({ step: 0, epoch: 0, rowsComputed: 40, rowsDropped: 0, startMs: 0, endMs: 500 });
     expect(s.snapshot().stepMs).toBeNull();
     s.token(600, false);
     expect(s.snapshot().hitRate).toBeNull();
     expect(s.snapshot().boundTokensPerStep).toBe(0.5);
   });
+  it('gives a static tree no SpecPipe bound (its law is per round)', () => {
+    const s = new LiveStats(4, 'tree');
+    s.token(0, true);
+    s.token(10, false);
+    s.token(30, true);
+    expect(s.snapshot().hitRate).toBe(0.5);
+    expect(s.snapshot().boundTokensPerStep).toBeNull();
+    expect(statsLaw('tree', 'model')).toBe('tree');
+    expect(statsLaw('specpipe', 'none')).toBe('pipeline');
+    expect(statsLaw('pp', 'model')).toBe('pipeline');
+  });
   it('does not count unknown hits (tokens from stage tabs)', () => {
-    const s = new LiveStats(2, true);
+    const s = new LiveStats(2, 'specpipe');
     s.token(0, null);
     s.token(10, null);
     expect(s.snapshot().hitRate).toBeNull();

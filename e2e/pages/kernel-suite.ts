@@ -61,10 +61,21 @@ function tree(r: unknown): Verdict {
 
 const variants = { format: 'f16', gpuVariants: true };
 
+function quantBytes(r: unknown): Verdict {
+  const xs = r as { format: string; weightBytes: number; projectionBytes: number; ratio: number }[];
+  // Q4_0: 18 bytes per 32 weights (0.28x of f16), Q8_0: 34 (0.53x).
+  const limit: Record<string, number> = { f16: 1, q8_0: 0.55, q4_0: 0.3 };
+  return {
+    failures: xs.filter((x) => !(x.ratio <= limit[x.format])),
+    log: xs.map((x) => `${x.format}: projections ${x.projectionBytes} bytes (${x.ratio.toFixed(4)}x of f16), all weights ${x.weightBytes} bytes`).join('\n'),
+  };
+}
+
 export const KERNEL_SUITE: SuiteCase[] = [
   { title: 'matmul (f32, f16; bias, residual, gated; odd shapes; 1..64 rows)', fn: 'testMatmul', judge: checks },
+  { title: 'matmul with Q8_0 / Q4_0 blocks vs the CPU reference of the same blocks (bias, residual, gated; odd output sizes; 1, 3, 17, 64 rows)', fn: 'testMatmulQuant', judge: checks },
   { title: 'embedding, rmsnorm, rope + KV write', fn: 'testSmallKernels', judge: checks },
-  { title: 'f16 widening: every finite half, exact', fn: 'testHalfWidening', judge: checks },
+  { title: 'f16 widening (weights and block scales): every finite half, exact', fn: 'testHalfWidening', judge: checks },
   { title: 'broken WGSL: ShaderCompileError with file:line:column; every kernel variant compiles', fn: 'testShaderCompileErrors', judge: checks },
   { title: 'attention over committed + ancestor + own slots (GQA, long lists)', fn: 'testAttention', judge: checks },
   {
@@ -92,6 +103,12 @@ export const KERNEL_SUITE: SuiteCase[] = [
     { title: `tree attention in one batch == each root-to-leaf path as a sequence (${format})`, fn: 'testTreeAttention', arg: { format }, judge: tree },
     { title: `stage split [0,2)+[2,4) == one stage [0,4) (${format})`, fn: 'testStageSplit', arg: { format }, judge: noDiffering },
   ]),
+  ...(['q8_0', 'q4_0'] as const).flatMap((quant): SuiteCase[] => [
+    { title: `stage forward with ${quant} projections vs CPU reference on the same blocks`, fn: 'testStageVsReference', arg: { format: 'f16', quant }, judge: stageVsReference },
+    { title: `stage batch independence (${quant})`, fn: 'testStageBatchIndependence', arg: { format: 'f16', quant }, judge: noDiffering },
+    { title: `GPU kernel variants: stage with ${quant} projections vs reference`, fn: 'testStageVsReference', arg: { ...variants, quant }, judge: stageVsReference },
+  ]),
+  { title: 'GPU weight bytes: Q4_0 projections <= 0.3x of f16, Q8_0 <= 0.55x', fn: 'testQuantBytes', judge: quantBytes },
   { title: 'Qwen2-style stage (q/k/v bias, tied embeddings) vs CPU reference', fn: 'testStageVsReference', arg: { format: 'f16', qwen: true, tied: true }, judge: stageVsReference },
   { title: 'GPU kernel variants (GPU default lanes per output, workgroup attention): stage vs reference', fn: 'testStageVsReference', arg: variants, judge: stageVsReference },
   { title: 'GPU kernel variants: stage batch independence', fn: 'testStageBatchIndependence', arg: variants, judge: noDiffering },

@@ -1,13 +1,13 @@
 // Checks of e2e/kernel-suite.ts: every kernel against the CPU reference (tests/support/cpu-reference.ts),
 // batch independence, and whole stages (random tiny Llama) against the CPU reference forward. Runs
 // wherever navigator.gpu is: in the page of e2e/kernels.spec.ts, or in Node (e2e/node-gpu/node-gpu-main.ts).
-import type { WeightFormat, ModelSpec, StageRole, HostTensor } from '../../src/model/types.ts';
+import type { DenseFormat, WeightFormat, ModelSpec, StageRole, HostTensor, QuantFormat } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
 import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, compileKernel, type BindingResource, type KernelSource } from '../../src/gpu/kernels.ts';
 import { ShaderCompileError, errorMessage } from '../../src/common/errors.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
-import { RefStage, refMatmul, refRmsNorm, refEmbed, refRope, refAttention, refSample, silu } from '../../tests/support/cpu-reference.ts';
+import { RefStage, refMatmulW, refRmsNorm, refEmbed, refRope, refAttention, refSample, silu } from '../../tests/support/cpu-reference.ts';
 import { f16BitsToF32, ropeTable } from '../../src/common/numerics.ts';
 import { tensorF32 } from '../../src/model/weights.ts';
 import { seededRandom } from '../../src/common/numerics.ts';
@@ -119,42 +119,61 @@ function matmulConfigs(c: GpuContext): { name: string; k: Kernels; full: boolean
   return configs;
 }
 
-export async function testMatmul(): Promise<Check[]> {
+interface MatmulCases {
+  /** [inDim, outDim] pairs. */
+  shapes: [number, number][];
+  rows: number[];
+}
+
+/**
+ * Every matmul variant (plain, bias, residual, gated, bias + residual) of `formats` against the CPU
+ * reference (refMatmulW: quantized weights decoded from GGML's block bytes), for the adapter's
+ * default kernels (`full` cases) and the other lane configurations (`partial`).
+ */
+async function matmulChecks(formats: WeightFormat[], full: MatmulCases, partial: MatmulCases, seed: number): Promise<Check[]> {
   const c = await gpu();
   const dev = c.device;
-  const rand = seededRandom(11);
+  const rand = seededRandom(seed);
   const out: Check[] = [];
-  for (const { name: cfg, k, full } of matmulConfigs(c)) {
-  const shapes: [number, number][] = full ? [[200, 77], [64, 301], [172, 64], [32, 1]] : [[200, 77], [32, 1]];
-  for (const format of ['f32', 'f16'] as WeightFormat[]) {
-    for (const [inDim, outDim] of shapes) {
-      for (const R of full ? [1, 5, 64] : [1, 6]) {
-        for (const v of [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }]) {
-          const x = randomArray(R * inDim, rand);
-          const w0t = hostTensor('w0', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
-          const w1t = hostTensor('w1', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
-          const b = randomArray(outDim, rand);
-          const y0 = randomArray(R * outDim, rand);
-          const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
-          const bufs = [meta, storageBuffer(dev, x), storageBuffer(dev, w0t.data), storageBuffer(dev, w1t.data), storageBuffer(dev, b), storageBuffer(dev, y0)];
-          const params = matmulParams(k, inDim, outDim);
-          await runOne(k, k.matmul({ format, ...v }), [params, ...bufs], matmulGrid(outDim, k.lanes));
-          const got = new Float32Array(await readBuffer(dev, bufs[5], R * outDim * 4));
-          const W0 = tensorF32(w0t);
-          let want = refMatmul(x, R, inDim, W0, outDim, 'bias' in v ? b : undefined);
-          if ('gated' in v) {
-            const u = refMatmul(x, R, inDim, tensorF32(w1t), outDim);
-            want = want.map((g, i) => silu(g) * u[i]);
+  for (const { name: cfg, k, full: isFull } of matmulConfigs(c)) {
+    const { shapes, rows } = isFull ? full : partial;
+    for (const format of formats) {
+      for (const [inDim, outDim] of shapes) {
+        for (const R of rows) {
+          for (const v of [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }]) {
+            const x = randomArray(R * inDim, rand);
+            const w0t = hostTensor('w0', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
+            const w1t = hostTensor('w1', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
+            const b = randomArray(outDim, rand);
+            const y0 = randomArray(R * outDim, rand);
+            const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
+            const bufs = [meta, storageBuffer(dev, x), storageBuffer(dev, w0t.data), storageBuffer(dev, w1t.data), storageBuffer(dev, b), storageBuffer(dev, y0)];
+            const params = matmulParams(k, inDim, outDim, format);
+            await runOne(k, k.matmul({ format, ...v }), [params, ...bufs], matmulGrid(outDim, k.lanes));
+            const got = new Float32Array(await readBuffer(dev, bufs[5], R * outDim * 4));
+            let want = refMatmulW(x, R, w0t, 'bias' in v ? b : undefined);
+            if ('gated' in v) {
+              const u = refMatmulW(x, R, w1t);
+              want = want.map((g, i) => silu(g) * u[i]);
+            }
+            if ('residual' in v) want = want.map((a, i) => y0[i] + a);
+            check(out, `matmul [${cfg}] ${format} ${outDim}x${inDim} R=${R} ${JSON.stringify(v)}`, got, want, 2e-5 * Math.sqrt(inDim) + 1e-6);
+            for (const bb of [...bufs, params]) bb.destroy();
           }
-          if ('residual' in v) want = want.map((a, i) => y0[i] + a);
-          check(out, `matmul [${cfg}] ${format} ${outDim}x${inDim} R=${R} ${JSON.stringify(v)}`, got, want, 2e-5 * Math.sqrt(inDim) + 1e-6);
-          for (const bb of [...bufs, params]) bb.destroy();
         }
       }
     }
   }
-  }
   return out;
+}
+
+export function testMatmul(): Promise<Check[]> {
+  return matmulChecks(['f32', 'f16'], { shapes: [[200, 77], [64, 301], [172, 64], [32, 1]], rows: [1, 5, 64] }, { shapes: [[200, 77], [32, 1]], rows: [1, 6] }, 11);
+}
+
+/** Q8_0 / Q4_0 weights: input sizes multiples of 32, odd output sizes, 1, 3, 17 and 64 rows. */
+export function testMatmulQuant(): Promise<Check[]> {
+  return matmulChecks(['q8_0', 'q4_0'], { shapes: [[224, 77], [64, 301], [160, 63], [32, 1]], rows: [1, 3, 17, 64] }, { shapes: [[224, 77], [32, 1]], rows: [1, 17] }, 12);
 }
 
 // ---- embedding, rmsnorm, rope ---------------------------------------------------------------------
@@ -296,9 +315,9 @@ export async function testShaderCompileErrors(): Promise<Check[]> {
     kernelSets.push({ name: `attention ${attention}`, k, full: false });
   }
   for (const { name, k } of kernelSets) {
-    for (const format of ['f32', 'f16'] as WeightFormat[]) {
+    for (const format of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightFormat[]) {
       for (const v of [{}, { bias: true }, { residual: true }, { gated: true }]) k.matmul({ format, ...v });
-      k.embed(format);
+      if (format === 'f32' || format === 'f16') k.embed(format);
     }
     k.rmsnorm();
     k.rope();
@@ -327,18 +346,24 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x < arrayLength(&out)) { out[g.x] = loadW0(g.x); }
 }
 `;
-/** The same conversion with WGSL's builtin unpack2x16float, or with native f16 (shader-f16). */
-const builtinWidenWgsl = (native: boolean) => `${native ? 'enable f16;' : ''}
+/** A kernel writing out[i] = the four halves of w0[i] as f32, as `body` computes them from `p`. */
+const widenTestWgsl = (body: string, enable = '') => `${enable}
 @group(0) @binding(0) var<storage, read> w0: array<vec2<u32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x >= arrayLength(&out)) { return; }
   let p = w0[g.x];
-  ${native ? 'let a = vec2<f32>(bitcast<vec2<f16>>(p.x)); let b = vec2<f32>(bitcast<vec2<f16>>(p.y));' : 'let a = unpack2x16float(p.x); let b = unpack2x16float(p.y);'}
-  out[g.x] = vec4<f32>(a, b);
+  ${body}
 }
 `;
+/** widenHalf (the scales of quantized blocks) on each half of each u32; the other half is garbage to it. */
+const WIDEN_HALF_TEST_WGSL = widenTestWgsl('out[g.x] = vec4<f32>(widenHalf(p.x), widenHalf(p.x >> 16u), widenHalf(p.y), widenHalf(p.y >> 16u));');
+/** The same conversion with WGSL's builtin unpack2x16float, or with native f16 (shader-f16). */
+const builtinWidenWgsl = (native: boolean) =>
+  native
+    ? widenTestWgsl('out[g.x] = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(p.x)), vec2<f32>(bitcast<vec2<f16>>(p.y)));', 'enable f16;')
+    : widenTestWgsl('out[g.x] = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));');
 
 /**
  * Every finite half (both signs, subnormals included) through the weight loader the f16 kernels use
@@ -359,6 +384,7 @@ export async function testHalfWidening(): Promise<Check[]> {
   const out: Check[] = [];
   const variants: { name: string; code: string; required: boolean }[] = [
     { name: 'widenHalves (kernel loader)', code: specialiseWeights(WIDEN_TEST_WGSL, 'f16'), required: true },
+    { name: 'widenHalf (quantized block scales)', code: specialiseWeights(WIDEN_HALF_TEST_WGSL, 'f16'), required: true },
     { name: 'unpack2x16float (info)', code: builtinWidenWgsl(false), required: false },
   ];
   if (c.features.shaderF16) variants.push({ name: 'native f16 via shader-f16 (info)', code: builtinWidenWgsl(true), required: false });
@@ -511,16 +537,16 @@ export async function testSampling(): Promise<{ checked: number; skipped: number
 
 // ---- batch independence ----------------------------------------------------------------------------------
 
-/** The same row alone and at index 37 of a 64-row batch: matmul (f32, f16) outputs must be bitwise equal. */
+/** The same row alone and at index 37 of a 64-row batch: matmul (f32, f16, q8_0, q4_0) outputs must be bitwise equal. */
 export async function testMatmulBatchIndependence(): Promise<{ name: string; differing: number }[]> {
   const c = await gpu();
   const dev = c.device;
   const rand = seededRandom(3);
   const res: { name: string; differing: number }[] = [];
-  const inDim = 200;
   const outDim = 301;
   for (const { name: cfg, k } of matmulConfigs(c))
-  for (const format of ['f32', 'f16'] as WeightFormat[]) {
+  for (const format of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightFormat[]) {
+    const inDim = format === 'f32' || format === 'f16' ? 200 : 224;
     for (const v of [{}, { gated: true }, { residual: true, bias: true }]) {
       const w0 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
       const w1 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
@@ -532,7 +558,7 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
         await runOne(
           k,
           k.matmul({ format, ...v }),
-          [matmulParams(k, inDim, outDim), storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data), storageBuffer(dev, x), storageBuffer(dev, w0.data), storageBuffer(dev, w1.data), storageBuffer(dev, b), yb],
+          [matmulParams(k, inDim, outDim, format), storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data), storageBuffer(dev, x), storageBuffer(dev, w0.data), storageBuffer(dev, w1.data), storageBuffer(dev, b), yb],
           matmulGrid(outDim, k.lanes),
         );
         return new Float32Array(await readBuffer(dev, yb, R * outDim * 4));
@@ -549,8 +575,14 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
 
 // ---- whole stages ------------------------------------------------------------------------------------------
 
-/** Kernel variants a test stage uses: the adapter's defaults, or the ones GPUs get. */
-type Variants = { gpuVariants?: boolean };
+/** Kernel variants a test stage uses: the adapter's defaults, or the ones GPUs get; quantized projections. */
+type Variants = { gpuVariants?: boolean; quant?: QuantFormat };
+
+/** A random tiny Llama for stage tests (intermediate 160 when quantized: input sizes multiples of 32). */
+function testModel(arg: { format: DenseFormat } & Variants, seed: number, over: Partial<ModelSpec> = {}): { spec: ModelSpec; tensors: (name: string) => HostTensor } {
+  const spec = tinyLlamaSpec({ ...(arg.quant ? { intermediateSize: 160 } : {}), ...over });
+  return { spec, tensors: getter(randomLlamaTensors(spec, seed, arg.format, arg.quant)) };
+}
 function variantOpts(a: Variants): Partial<StageOptions> {
   return a.gpuVariants ? { lanes: DEFAULT_LANES, attention: 'workgroup' } : {};
 }
@@ -578,10 +610,9 @@ export interface StageCompare {
 }
 
 /** Prompt as one batch, then decode steps one row at a time with commits; logits vs RefStage. */
-export async function testStageVsReference(arg: { format: WeightFormat; qwen?: boolean; tied?: boolean } & Variants): Promise<StageCompare[]> {
+export async function testStageVsReference(arg: { format: DenseFormat; qwen?: boolean; tied?: boolean } & Variants): Promise<StageCompare[]> {
   const c = await gpu();
-  const spec = tinyLlamaSpec(arg.qwen ? { architecture: 'Qwen2ForCausalLM', attentionBias: true, headDim: 32, numHeads: 2, numKvHeads: 1, hiddenSize: 68, tieWordEmbeddings: !!arg.tied } : { tieWordEmbeddings: !!arg.tied });
-  const tensors = getter(randomLlamaTensors(spec, 1234, arg.format));
+  const { spec, tensors } = testModel(arg, 1234, arg.qwen ? { architecture: 'Qwen2ForCausalLM', attentionBias: true, headDim: 32, numHeads: 2, numKvHeads: 1, hiddenSize: 68, tieWordEmbeddings: !!arg.tied } : { tieWordEmbeddings: !!arg.tied });
   const numSlots = 64;
   const gpuStage = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots, maxRows: 64, ...variantOpts(arg) });
   const ref = new RefStage(spec, fullRole(spec), tensors, numSlots);
@@ -613,10 +644,9 @@ export async function testStageVsReference(arg: { format: WeightFormat; qwen?: b
 }
 
 /** Same row alone vs in a 64-row batch through a whole stage: logits bitwise equal. */
-export async function testStageBatchIndependence(arg: { format: WeightFormat } & Variants): Promise<{ differing: number; maxErr: number }> {
+export async function testStageBatchIndependence(arg: { format: DenseFormat } & Variants): Promise<{ differing: number; maxErr: number }> {
   const c = await gpu();
-  const spec = tinyLlamaSpec();
-  const tensors = getter(randomLlamaTensors(spec, 77, arg.format));
+  const { spec, tensors } = testModel(arg, 77);
   const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 200, ...variantOpts(arg) });
   const prompt = [5, 6, 7, 8, 9];
   await st.forward(seqBatch(prompt, 0, 0));
@@ -644,10 +674,9 @@ export async function testStageBatchIndependence(arg: { format: WeightFormat } &
  * A token tree computed in one batch (rows with ancestors) vs each root-to-leaf path run as a plain
  * sequence: the logits of every tree row equal those of the same node on its path, bitwise.
  */
-export async function testTreeAttention(arg: { format: WeightFormat } & Variants): Promise<{ rows: number; differing: number; maxErr: number; refMaxErr: number }> {
+export async function testTreeAttention(arg: { format: DenseFormat } & Variants): Promise<{ rows: number; differing: number; maxErr: number; refMaxErr: number }> {
   const c = await gpu();
-  const spec = tinyLlamaSpec();
-  const tensors = getter(randomLlamaTensors(spec, 4321, arg.format));
+  const { spec, tensors } = testModel(arg, 4321);
   const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 128, ...variantOpts(arg) });
   const ref = new RefStage(spec, fullRole(spec), tensors, 128);
   const prefix = [1, 40, 41, 42, 43];
@@ -699,10 +728,9 @@ export async function testTreeAttention(arg: { format: WeightFormat } & Variants
 }
 
 /** Layers [0,2) + [2,4) as two stages vs one stage [0,4): same logits (bitwise). */
-export async function testStageSplit(arg: { format: WeightFormat }): Promise<{ differing: number; maxErr: number; hiddenLen: number }> {
+export async function testStageSplit(arg: { format: DenseFormat } & Variants): Promise<{ differing: number; maxErr: number; hiddenLen: number }> {
   const c = await gpu();
-  const spec = tinyLlamaSpec();
-  const tensors = getter(randomLlamaTensors(spec, 555, arg.format));
+  const { spec, tensors } = testModel(arg, 555);
   const whole = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 64 });
   const s1 = await Stage.create(c, spec, { layers: { start: 0, end: 2 }, embed: true, head: false }, tensors, { numSlots: 64 });
   const s2 = await Stage.create(c, spec, { layers: { start: 2, end: 4 }, embed: false, head: true }, tensors, { numSlots: 64 });
@@ -723,6 +751,29 @@ export async function testStageSplit(arg: { format: WeightFormat }): Promise<{ d
   }
   for (const st of [whole, s1, s2]) st.destroy();
   return { differing, maxErr, hiddenLen };
+}
+
+export interface QuantBytes {
+  format: string;
+  weightBytes: number;
+  projectionBytes: number;
+  /** projectionBytes / the f16 stage's projectionBytes. */
+  ratio: number;
+}
+
+/** The same random model as whole stages with f16, Q8_0 and Q4_0 projections: GPU weight bytes. */
+export async function testQuantBytes(): Promise<QuantBytes[]> {
+  const c = await gpu();
+  const out: QuantBytes[] = [];
+  let f16 = 0;
+  for (const quant of [undefined, 'q8_0', 'q4_0'] as const) {
+    const { spec, tensors } = testModel({ format: 'f16', quant }, 9, { intermediateSize: 160 });
+    const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 16 });
+    if (!quant) f16 = st.projectionBytes;
+    out.push({ format: quant ?? 'f16', weightBytes: st.weightBytes, projectionBytes: st.projectionBytes, ratio: st.projectionBytes / f16 });
+    st.destroy();
+  }
+  return out;
 }
 
 export type { HostTensor };

@@ -3,8 +3,8 @@
 import { loadModel, loadStageTensors, urlSource, fileSource, clearWeightCache } from '../../src/model/index.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { ReferenceModel } from '../../tests/support/reference-model.ts';
-import type { HostTensor, WeightFormat } from '../../src/model/types.ts';
-import { createStore, entries, set } from 'idb-keyval';
+import type { DenseFormat, HostTensor, QuantFormat } from '../../src/model/types.ts';
+import { createStore, entries, keys, set } from 'idb-keyval';
 import { CACHE_DB, CACHE_STORE } from '../../src/model/cache.ts';
 
 export interface StageRequest {
@@ -12,7 +12,8 @@ export interface StageRequest {
   layers: [number, number];
   embed: boolean;
   head: boolean;
-  format?: WeightFormat | 'auto';
+  format?: DenseFormat | 'auto';
+  quant?: QuantFormat;
   cache?: boolean;
   /** Load through File objects (fetched first) instead of the URL. */
   asFiles?: string[];
@@ -47,6 +48,11 @@ export async function clearCache(): Promise<void> {
   await clearWeightCache();
 }
 
+/** The keys of the weight cache (file URL | size | etag | tensor [| format]). */
+export async function cachedKeys(): Promise<string[]> {
+  return (await keys<string>(createStore(CACHE_DB, CACHE_STORE))).map(String);
+}
+
 /** Cuts 4 bytes off every cached tensor (not headers); returns how many entries it changed. */
 export async function truncateCachedTensors(): Promise<number> {
   const store = createStore(CACHE_DB, CACHE_STORE);
@@ -66,6 +72,7 @@ export async function loadStage(req: StageRequest): Promise<StageReport> {
   const calls: [number, number][] = [];
   const tensors = await loadStageTensors(source, model.spec, { layers: { start: req.layers[0], end: req.layers[1] }, embed: req.embed, head: req.head }, {
     format: req.format,
+    quant: req.quant,
     cache: req.cache,
     onProgress: (d, t) => calls.push([d, t]),
   });
@@ -98,7 +105,7 @@ interface Reference {
 }
 
 /** Loads the whole model from `url` and runs the plain-JS forward against reference.json. */
-export async function checkAgainstReference(req: { url: string; steps: number; format?: WeightFormat | 'auto' }): Promise<{ tokens: number[]; want: number[]; maxLogitDiff: number }> {
+export async function checkAgainstReference(req: { url: string; steps: number; format?: DenseFormat | 'auto' }): Promise<{ tokens: number[]; want: number[]; maxLogitDiff: number }> {
   const source = urlSource(req.url);
   const model = await loadModel(source);
   const ref = (await (await fetch(`${req.url}reference.json`)).json()) as Reference;

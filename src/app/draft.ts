@@ -9,28 +9,38 @@ import { DraftModelSource, type DraftModel } from '../speculative/draft-source.t
 import { NgramSource } from '../speculative/ngram-source.ts';
 import type { SpeculativeSource } from '../speculative/source.ts';
 import { BadRequestError, ModelFormatError } from '../common/errors.ts';
+import { onEmulatedDevice, type CostModel, type OverrunCount } from '../common/device-emulation.ts';
 import type { DraftKind } from './modes.ts';
 
 const GREEDY_ROW = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 
+/** The draft on an emulated dedicated device: every forward takes at least `cost`; `count` counts forwards and overruns. */
+export interface DraftDevice {
+  cost: CostModel | null;
+  count: OverrunCount;
+}
+
 /** A whole-model Stage as the draft source's model (greedy rows: the source only reads logits). */
-export function draftModelOf(stage: Stage, vocabSize: number): DraftModel {
+export function draftModelOf(stage: Stage, vocabSize: number, device: DraftDevice | null = null): DraftModel {
   return {
     vocabSize,
-    forward: (rows) => stage.forward({ ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) }),
+    forward: (rows) => {
+      const work = () => stage.forward({ ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) });
+      return device ? onEmulatedDevice(device.cost, rows.positions.length, device.count, work) : work();
+    },
     commitSlots: (s) => stage.kv.commit(s),
     releaseSlots: (s) => stage.kv.release(s),
     resetSlots: () => stage.kv.reset(),
   };
 }
 
-/** The source a run asks for (default: the draft model if one is loaded, else none). */
-export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage | null, vocabSize: number): SpeculativeSource | null {
+/** The source a run asks for (default: the draft model if one is loaded, else none); `device` emulates the draft's. */
+export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage | null, vocabSize: number, device: DraftDevice | null = null): SpeculativeSource | null {
   const k = kind ?? (draftStage ? 'model' : 'none');
   if (k === 'ngram') return new NgramSource();
   if (k === 'none') return null;
   if (!draftStage) throw new BadRequestError('no draft model is loaded (give one, or use the n-gram source)');
-  return new DraftModelSource(draftModelOf(draftStage, vocabSize));
+  return new DraftModelSource(draftModelOf(draftStage, vocabSize, device));
 }
 
 /** Loads a draft model's config (no tokenizer: it shares the target's) and checks the vocabulary. */

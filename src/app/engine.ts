@@ -6,6 +6,8 @@ import type { TextTokenizer } from '../model/tokenizer.ts';
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
 import type { GenerateMetrics, Mode, StopReason } from '../speculative/scheduler.ts';
+import type { TbtBound } from '../speculative/metrics.ts';
+import type { DeviceEmulation, OverrunCount } from '../common/device-emulation.ts';
 import type { DraftKind } from './modes.ts';
 
 /** What to generate. */
@@ -38,15 +40,51 @@ export interface TokenEvent {
   hit: boolean;
 }
 
-/** Timings of one generation, ms. */
+/**
+ * Timings of one generation, ms. Time between tokens (TBT) has one definition everywhere
+ * (src/speculative/metrics.ts): decode time, from the first generated token to the last, over the
+ * tokens after the first.
+ */
 export interface GenerationTimings {
   loadMs: number;
   generateMs: number;
   ttftMs: number | null;
+  /** First generated token to the last. */
+  decodeMs: number | null;
+  /** Mean time between tokens: decodeMs / (tokens - 1). */
+  tbtMeanMs: number | null;
   tbtP50Ms: number | null;
   tbtP95Ms: number | null;
-  /** Decode rate after the first token. */
+  /** Decode rate after the first token: 1000 / tbtMeanMs. */
   tokensPerSecond: number | null;
+}
+
+/**
+ * The least mean TBT the mode's law allows with the stage time t and hop h measured in this run
+ * (`law`: specpipe p t + (1-p) R, pipeline R, tree R / tokens per round; R = S t + (S+1) h), and
+ * how close the run came.
+ */
+export interface RunBound extends TbtBound {
+  /** bound TBT / measured mean TBT (1: at the bound). */
+  efficiency: number | null;
+}
+
+/** Levels (or draft calls) run on an emulated device, how many overran, and their share. */
+export interface OverrunStats extends OverrunCount {
+  /** overruns / levels (null when none ran). */
+  share: number | null;
+}
+
+/** Emulated dedicated devices during one generation: the settings and how often real compute overran them. */
+export interface EmulationReport extends DeviceEmulation {
+  /** Overruns over every emulated stage level and draft call (0..1). */
+  overrunShare: number | null;
+  /** Per stage, in ring order (empty when stages ran in real time, or did not report). */
+  stages: OverrunStats[];
+  /** The draft model's forwards (null when the draft ran in real time or was not used). */
+  draft: OverrunStats | null;
+  /** False when more than 5% overran: the figures then describe this shared machine, not dedicated devices. */
+  representative: boolean;
 }
 
 /** What one generation produced, and how it went. */
@@ -64,6 +102,12 @@ export interface GenerationReport {
   weightBytes: number;
   timings: GenerationTimings;
   metrics: GenerateMetrics;
+  /** The mode's bound on mean TBT from this run's stage time and hops, with the efficiency reached (null when not measured). */
+  bound: RunBound | null;
+  /** Emulated dedicated devices (null: real compute on this machine). */
+  emulation: EmulationReport | null;
+  /** emulation.overrunShare, beside the timings: more than 0.05 flags figures that do not represent dedicated devices (null without emulation). */
+  overrunShare: number | null;
   /** Busy (computing) time per stage, ms (stages in this tab; stage tabs report theirs in `stageStats`). */
   stageBusyMs: number[];
   /** Load-time notes about the model (e.g. tensors converted). */

@@ -1,7 +1,10 @@
 // Helpers every engine uses to start and report a generation.
 import type { LoadedModel } from '../model/index.ts';
 import type { GenerateMetrics } from '../speculative/scheduler.ts';
+import { efficiency, tbtBound } from '../speculative/metrics.ts';
 import { BadRequestError } from '../common/errors.ts';
+import { MAX_OVERRUN_SHARE, emulating, overrunShare, type DeviceEmulation, type OverrunCount } from '../common/device-emulation.ts';
+import type { EmulationReport, GenerationTimings, OverrunStats, RunBound } from './engine.ts';
 
 /** The prompt as token ids: `prompt` through the model's tokenizer, or `promptIds`; checked against the vocabulary. */
 export function promptIdsOf(model: LoadedModel, req: { prompt?: string; promptIds?: number[] }): number[] {
@@ -16,7 +19,51 @@ export function promptIdsOf(model: LoadedModel, req: { prompt?: string; promptId
   return promptIds;
 }
 
-/** Decode rate of `emitted` tokens after the first one (the prompt's prefill excluded). */
-export function tokensPerSecond(emitted: number, m: GenerateMetrics): number | null {
-  return emitted > 1 && m.ttftMs !== null ? ((emitted - 1) * 1000) / (m.totalMs - m.ttftMs) : null;
+/** A report's timings from the scheduler's metrics (tokens per second: the inverse of mean TBT). */
+export function timingsOf(m: GenerateMetrics, loadMs: number, generateMs: number): GenerationTimings {
+  return {
+    loadMs,
+    generateMs,
+    ttftMs: m.ttftMs,
+    decodeMs: m.decodeMs,
+    tbtMeanMs: m.tbtMeanMs,
+    tbtP50Ms: m.tbtP50Ms,
+    tbtP95Ms: m.tbtP95Ms,
+    tokensPerSecond: m.tbtMeanMs ? 1000 / m.tbtMeanMs : null,
+  };
+}
+
+/** The slowest stage's time per level (its median level), from each stage's report; null when none reported. */
+export function bottleneckStepMs(levelMsP50: readonly (number | null)[]): number | null {
+  const known = levelMsP50.filter((v): v is number => v !== null);
+  return known.length ? Math.max(...known) : null;
+}
+
+/**
+ * The mode's bound on mean TBT with stage time `stepMs` and one-way hop `hopMs`: SpecPipe's law for
+ * specpipe (its hit rate; 0 without guesses gives R), the tree's for tree (tokens per round), R for
+ * pp and single; with the run's efficiency against it.
+ */
+export function runBound(m: GenerateMetrics, stepMs: number | null, hopMs: number): RunBound | null {
+  const b = tbtBound({
+    stages: m.stages,
+    stepMs,
+    hopMs,
+    hitRate: m.mode === 'specpipe' ? m.hitRate : null,
+    tokensPerRound: m.mode === 'tree' && m.treeRounds > 0 ? m.tokensPerRound : null,
+  });
+  return b && { ...b, efficiency: efficiency(b, m.tbtMeanMs) };
+}
+
+function withShare(c: OverrunCount): OverrunStats {
+  return { levels: c.levels, overruns: c.overruns, share: overrunShare([c]) };
+}
+
+/** The emulation's report: per-stage and draft overruns (counted only where a budget applied) and their share. */
+export function emulationReport(e: DeviceEmulation | null | undefined, stages: readonly OverrunCount[], draft: OverrunCount | null): EmulationReport | null {
+  if (!emulating(e)) return null;
+  const stageCounts = e.stageMs ? stages.map(withShare) : [];
+  const draftCount = e.draftMs && draft && draft.levels > 0 ? withShare(draft) : null;
+  const share = overrunShare([...stageCounts, ...(draftCount ? [draftCount] : [])]);
+  return { stageMs: e.stageMs, draftMs: e.draftMs, overrunShare: share, stages: stageCounts, draft: draftCount, representative: share === null || share <= MAX_OVERRUN_SHARE };
 }

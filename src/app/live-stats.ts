@@ -1,24 +1,37 @@
-// Live generation statistics from token and stage events. Pure: tested in Node.
+// Live generation statistics from token and stage events, with the decode-speed definitions of
+// src/speculative/metrics.ts (the same the reports use). Pure: tested in Node.
 import type { PacketTrace } from '../pipeline/stage-runner.ts';
-import { specpipeBound } from '../speculative/scheduler.ts';
-import { percentile } from '../common/numerics.ts';
+import { specpipeBound, tbtSummary, tokensPerStep } from '../speculative/metrics.ts';
+import type { Mode } from '../speculative/scheduler.ts';
+import { isSpeculative, type DraftKind } from './modes.ts';
 
 export interface StatsSnapshot {
   tokens: number;
-  /** Decode rate after the first token. */
+  /** Decode rate after the first token: 1000 / tbtMeanMs. */
   tokensPerSecond: number | null;
+  /** Mean time between tokens: first token to the last over the tokens after the first. */
+  tbtMeanMs: number | null;
   lastTbtMs: number | null;
   tbtP50Ms: number | null;
   tbtP95Ms: number | null;
   hits: number;
   misses: number;
   hitRate: number | null;
-  /** Mean compute time of one level on one stage: the "pipeline step". */
+  /** Mean time of one level on one stage (decode levels of every stage in this tab): this run's own "pipeline step". */
   stepMs: number | null;
-  /** Tokens per step: decode rate x step time. */
+  /** Tokens per step: step time / mean TBT (against this run's own step). */
   tokensPerStep: number | null;
-  /** 1 / (p + (1-p) S) for the measured hit rate p (p = 0 without speculation). */
+  /** 1 / (p + (1-p) S) for the measured hit rate p (p = 0 without speculation; null for tree, whose law is per round). */
   boundTokensPerStep: number | null;
+}
+
+/** Which law a run's tokens per step follow: pp's (one per round trip), SpecPipe's, or a static tree's (per round). */
+export type StatsLaw = 'pipeline' | 'specpipe' | 'tree';
+
+/** The law of a run in `mode` with speculative source `draft` (a speculative mode without a source is pp). */
+export function statsLaw(mode: Mode, draft: DraftKind | undefined): StatsLaw {
+  if (!isSpeculative(mode) || draft === 'none') return 'pipeline';
+  return mode === 'tree' ? 'tree' : 'specpipe';
 }
 
 /** What a headless page streams to the command line, one event per token or stage packet. */
@@ -32,11 +45,15 @@ export class LiveStats {
   private busyMs = 0;
   private packets = 0;
 
+  private readonly speculative: boolean;
+
   constructor(
     private readonly stages: number,
-    /** Whether the mode speculates (else every token counts as a miss: one full trip each). */
-    private readonly speculative: boolean,
-  ) {}
+    /** 'pipeline': no speculation (every token a miss: one full trip each); 'specpipe' / 'tree': speculating. */
+    private readonly law: StatsLaw,
+  ) {
+    this.speculative = law !== 'pipeline';
+  }
 
   /**
    * A committed token at time `t` (ms); `hit` says whether the NEXT one is already in flight (null:
@@ -64,25 +81,24 @@ export class LiveStats {
 
   snapshot(): StatsSnapshot {
     const n = this.times.length;
-    const gaps = this.times.slice(1).map((t, i) => t - this.times[i]);
-    const span = n > 1 ? this.times[n - 1] - this.times[0] : 0;
-    const tokensPerSecond = span > 0 ? ((n - 1) * 1000) / span : null;
+    const tbt = tbtSummary(this.times);
     const judged = this.hits + this.misses;
     const hitRate = judged > 0 ? this.hits / judged : null;
     const stepMs = this.packets > 0 ? this.busyMs / this.packets : null;
     const p = this.speculative ? hitRate : 0;
     return {
       tokens: n,
-      tokensPerSecond,
-      lastTbtMs: gaps.length ? gaps[gaps.length - 1] : null,
-      tbtP50Ms: percentile(gaps, 0.5),
-      tbtP95Ms: percentile(gaps, 0.95),
+      tokensPerSecond: tbt.tokensPerSecond,
+      tbtMeanMs: tbt.meanMs,
+      lastTbtMs: n > 1 ? this.times[n - 1] - this.times[n - 2] : null,
+      tbtP50Ms: tbt.p50Ms,
+      tbtP95Ms: tbt.p95Ms,
       hits: this.hits,
       misses: this.misses,
       hitRate: this.speculative ? hitRate : null,
       stepMs,
-      tokensPerStep: tokensPerSecond !== null && stepMs !== null ? (tokensPerSecond * stepMs) / 1000 : null,
-      boundTokensPerStep: p === null ? null : specpipeBound(p, this.stages).tokensPerStep,
+      tokensPerStep: tokensPerStep(stepMs, tbt.meanMs),
+      boundTokensPerStep: p === null || this.law === 'tree' ? null : specpipeBound(p, this.stages).tokensPerStep,
     };
   }
 }
@@ -92,5 +108,5 @@ export function statsLine(s: StatsSnapshot): string {
   const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
   const hit = s.hitRate === null ? '' : ` · hit ${(s.hitRate * 100).toFixed(0)}%`;
   const step = s.tokensPerStep === null && s.boundTokensPerStep === null ? '' : ` · ${f(s.tokensPerStep, 2)} tok/step (bound ${f(s.boundTokensPerStep, 2)})`;
-  return `${s.tokens} tok · ${f(s.tokensPerSecond, 1)} tok/s · between tokens p50 ${f(s.tbtP50Ms, 1)} ms p95 ${f(s.tbtP95Ms, 1)} ms${hit}${step}`;
+  return `${s.tokens} tok · ${f(s.tokensPerSecond, 1)} tok/s · between tokens mean ${f(s.tbtMeanMs, 1)} ms p50 ${f(s.tbtP50Ms, 1)} ms p95 ${f(s.tbtP95Ms, 1)} ms${hit}${step}`;
 }

@@ -3,7 +3,7 @@
 import type { LinkStats } from '../mesh/peer.ts';
 import type { MeshMessage } from '../mesh/protocol.ts';
 import type { GenerateMetrics } from '../speculative/scheduler.ts';
-import { percentile } from '../common/numerics.ts';
+import { tbtSummary } from '../speculative/metrics.ts';
 import type { HopLatency, StageWork } from './mesh-types.ts';
 
 export type StatsReply = Extract<MeshMessage, { type: 'stats' }>;
@@ -11,6 +11,7 @@ export type StatsReply = Extract<MeshMessage, { type: 'stats' }>;
 export function stageWork(replies: { id: string; reply: StatsReply }[], roleOf: (id: string) => string | null, wallMs: number): StageWork[] {
   return replies.map(({ id, reply: s }) => ({
     id, role: roleOf(id), packets: s.packets, rowsComputed: s.rowsComputed, rowsDropped: s.rowsDropped, busyMs: s.busyMs, busyFraction: s.busyMs / wallMs,
+    levels: s.levels, overruns: s.overruns, levelMsP50: s.levelMsP50,
   }));
 }
 
@@ -32,19 +33,28 @@ export function ringHops(order: readonly string[], leaderLink: (peer: string) =>
 }
 
 /**
- * The final attempt's metrics, with what spans attempts recomputed over the whole generation:
- * prompt length, committed tokens, first-token time, time between tokens, total time. Counters
- * (levels, rows, hits, misses) cover the final attempt.
+ * The final attempt's metrics, with what spans attempts recomputed over the whole generation from
+ * the times tokens were emitted (`commitTimes`): prompt length, committed tokens, first-token time,
+ * time between tokens (metrics.ts's definition), total time. Counters (levels, rows, hits, misses)
+ * cover the final attempt.
  */
 export function mergedMetrics(last: GenerateMetrics, g: { promptTokens: number; before: number; t0: number; end: number; commitTimes: number[] }): GenerateMetrics {
-  const tbt = g.commitTimes.slice(1).map((t, i) => t - g.commitTimes[i]);
+  const tbt = tbtSummary(g.commitTimes);
   return {
     ...last,
     promptTokens: g.promptTokens,
     committedTokens: last.committedTokens + g.before,
     ttftMs: g.commitTimes.length ? g.commitTimes[0] - g.t0 : last.ttftMs,
-    tbtP50Ms: percentile(tbt, 0.5),
-    tbtP95Ms: percentile(tbt, 0.95),
+    decodeMs: tbt.decodeMs,
+    tbtMeanMs: tbt.meanMs,
+    tbtP50Ms: tbt.p50Ms,
+    tbtP95Ms: tbt.p95Ms,
     totalMs: g.end - g.t0,
   };
+}
+
+/** One-way hop time h: half the mean ping round trip (p50) of the ring's hops (0 when none was measured). */
+export function hopOneWayMs(hops: readonly HopLatency[]): number {
+  const rtts = hops.map((h) => h.rttP50Ms).filter((v): v is number => v !== null);
+  return rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length / 2 : 0;
 }

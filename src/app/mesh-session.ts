@@ -18,10 +18,10 @@ import { RingPipeline } from '../mesh/ring-pipeline.ts';
 import { generate } from '../speculative/scheduler.ts';
 import { percentile } from '../common/numerics.ts';
 import { BadRequestError, SpecpipeError, errorMessage } from '../common/errors.ts';
-import { buildDraftStage, loadDraft, speculativeSource } from './draft.ts';
-import { promptIdsOf, tokensPerSecond } from './generation.ts';
+import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
+import { bottleneckStepMs, emulationReport, promptIdsOf, runBound, timingsOf } from './generation.ts';
 import { startStageNode, type StageNode } from './stage-node.ts';
-import { mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
+import { hopOneWayMs, mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
 import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshStatus, StageWork } from './mesh-types.ts';
 
 export type * from './mesh-types.ts';
@@ -175,6 +175,8 @@ export class MeshSession {
     const commitTimes: number[] = [];
     const trips: number[] = [];
     const streamer = this.model.tokenizer?.stream() ?? null;
+    const emulation = this.opts.emulation ?? null;
+    const draftDevice: DraftDevice = { cost: emulation?.draftMs ?? null, count: { levels: 0, overruns: 0 } };
     let recoveries = 0;
     const t0 = performance.now();
     for (;;) {
@@ -194,7 +196,7 @@ export class MeshSession {
           maxNewTokens: req.maxNewTokens - committed.length,
           eosTokens: spec.eosTokenIds,
           sampling: req.sampling,
-          source: speculativeSource(kind, this.draft?.stage ?? null, spec.vocabSize),
+          source: speculativeSource(kind, this.draft?.stage ?? null, spec.vocabSize, draftDevice),
           ...treeShape(req.width, req.depth),
           request,
           signal: opts.signal,
@@ -210,6 +212,7 @@ export class MeshSession {
         this.status.hops = hops;
         this.emit();
         const m = mergedMetrics(res.metrics, { promptTokens: promptIds.length, before, t0, end, commitTimes });
+        const emulated = emulationReport(emulation, stageStats, draftDevice.count);
         return {
           tokens: committed,
           text: this.model.tokenizer ? this.model.tokenizer.decode(committed) : null,
@@ -218,8 +221,11 @@ export class MeshSession {
           stages: this.status.stages.map((s) => s.role ?? '?'),
           adapter: [...new Set(this.status.stages.map((s) => s.device))].join('; '),
           weightBytes: this.status.stages.reduce((a, s) => a + s.weightBytes, 0),
-          timings: { loadMs: this.loadMs, generateMs: end - t0, ttftMs: m.ttftMs, tbtP50Ms: m.tbtP50Ms, tbtP95Ms: m.tbtP95Ms, tokensPerSecond: tokensPerSecond(committed.length, m) },
+          timings: timingsOf(m, this.loadMs, end - t0),
           metrics: m,
+          bound: runBound(m, bottleneckStepMs(stageStats.map((s) => s.levelMsP50)), hopOneWayMs(hops)),
+          emulation: emulated,
+          overrunShare: emulated?.overrunShare ?? null,
           stageBusyMs: stageStats.map((s) => s.busyMs),
           warnings: this.model.warnings,
           hops,
@@ -334,10 +340,14 @@ export class MeshSession {
     }));
     this.log(`layers: ${this.status.stages.map((s) => `${s.name}, ${s.gbps?.toFixed(2)} GB/s: ${s.role}`).join('; ')}`);
     const wire = this.opts.wire ?? 'f32';
+    const stageCost = this.opts.emulation?.stageMs ?? null;
     await Promise.all(
       ids.map((id, i) => {
         const r = roles[i];
-        const msg: MeshMessage = { type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire, hopDelayMs: Math.round(this.opts.hopDelayMs ?? 0) };
+        const msg: MeshMessage = {
+          type: 'load', load, modelUrl: this.modelUrl, start: r.layers.start, end: r.layers.end, embed: r.embed, head: r.head, numSlots: this.numSlots, wire,
+          hopDelayMs: Math.round(this.opts.hopDelayMs ?? 0), stageFixedMs: stageCost?.fixedMs ?? 0, stagePerRowMs: stageCost?.perRowMs ?? 0,
+        };
         return this.sendTo(id, msg);
       }),
     );

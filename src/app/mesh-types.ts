@@ -3,6 +3,7 @@
 import type { LinkTuning } from '../mesh/peer.ts';
 import type { PayloadDtype } from '../mesh/protocol.ts';
 import type { GenerationReport, TokenEvent } from './engine.ts';
+import type { DeviceEmulation } from '../common/device-emulation.ts';
 
 /** Where the mesh is: forming the ring, loading layers, ready, generating, replacing a lost stage, closed or failed. */
 export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
@@ -56,6 +57,11 @@ export interface MeshOpenOptions {
   draftUrl?: string;
   /** Simulated network delay per hop, ms (applied by the transport on every link). */
   hopDelayMs?: number;
+  /**
+   * Emulate dedicated devices (default off): every stage tab's level takes at least stageMs (sent to
+   * the stages with their layers), the leader's draft forwards at least draftMs; reports count overruns.
+   */
+  emulation?: DeviceEmulation | null;
   /** Hidden states on the wire: 'f32' (exact, default) or 'f16' (half the bytes). */
   wire?: PayloadDtype;
   /** 'speed' (default): layers in proportion to each tab's benchmark; 'equal': even split. */
@@ -88,6 +94,11 @@ export interface StageWork {
   busyMs: number;
   /** busyMs over the generation's wall time. */
   busyFraction: number;
+  /** Levels that computed rows, and how many of them overran the emulated budget (0 without emulation). */
+  levels: number;
+  overruns: number;
+  /** The stage's time per level (median level that computed rows, padding included), ms. */
+  levelMsP50: number | null;
 }
 
 /** A generation's report on the mesh: per-hop round trips and per-stage work besides the usual. */

@@ -211,6 +211,9 @@ class StageTab implements StageNode {
         nextRttP50Ms: link?.rttP50 ?? null,
         nextRttP95Ms: link?.rttP95 ?? null,
         nextRttSamples: link?.rttSamples ?? 0,
+        levels: s?.request === msg.request ? s.levels : 0,
+        overruns: s?.request === msg.request ? s.overruns : 0,
+        levelMsP50: s?.request === msg.request ? s.levelMsP50 : null,
       }).catch(() => undefined);
     }
   }
@@ -242,7 +245,9 @@ class StageTab implements StageNode {
         });
         this.loaded = { key, stage };
       }
-      await this.work.setCompute(this.loaded.stage, role, m.wire);
+      // The cost of an emulated dedicated device (the weights stay loaded when only that changes).
+      const cost = m.stageFixedMs || m.stagePerRowMs ? { fixedMs: m.stageFixedMs, perRowMs: m.stagePerRowMs } : null;
+      await this.work.setCompute(this.loaded.stage, role, m.wire, cost);
       this.update({ phase: 'ready', message: `ready: ${describeRole(role)}` });
       await this.toLeader({ type: 'loaded', load: m.load, weightBytes: this.loaded.stage.weightBytes, ms: performance.now() - t0, error: '' });
     } catch (e) {

@@ -2,7 +2,7 @@
 // device (chained in memory), plus the draft model or the n-gram source for specpipe/tree. Kept
 // across generations; the chat page, `npm run generate`, the demo and the bench use it.
 import { loadModel, urlSource, type LoadedModel, type ModelSource } from '../model/index.ts';
-import type { StageRole } from '../model/types.ts';
+import type { QuantFormat, StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
 import { buildStage } from '../pipeline/gpu-stages.ts';
@@ -11,9 +11,10 @@ import { LocalPipeline } from '../pipeline/local-pipeline.ts';
 import type { LevelPacket, Pipeline, ResultPacket } from '../pipeline/contract.ts';
 import { generate } from '../speculative/scheduler.ts';
 import { BadRequestError } from '../common/errors.ts';
-import { buildDraftStage, loadDraft, speculativeSource } from './draft.ts';
+import type { DeviceEmulation } from '../common/device-emulation.ts';
+import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
 import { DEFAULT_MAX_CONTEXT, checkTreeShape, isSpeculative, kvSlotsFor, treeShape } from './modes.ts';
-import { promptIdsOf, tokensPerSecond } from './generation.ts';
+import { bottleneckStepMs, emulationReport, promptIdsOf, runBound, timingsOf } from './generation.ts';
 import {
   TokenStream,
   type Engine,
@@ -39,6 +40,17 @@ export interface TabEngineOptions {
   stages?: number;
   /** Longest prompt + output the KV cache holds (default min(model maximum, 1024)). */
   maxContext?: number;
+  /**
+   * Emulate dedicated devices (default: off, real compute): each stage's level takes at least
+   * stageMs, each draft forward at least draftMs; reports count overruns. See common/device-emulation.ts.
+   */
+  emulation?: DeviceEmulation | null;
+  /**
+   * Quantize the target's projection matrices (q/k/v/o, gate/up/down) to GGML Q8_0 or Q4_0 blocks
+   * as each stage loads its layers (cached quantized, so a reload does not quantize again); the
+   * embedding, norms and LM head stay as stored. Default: none.
+   */
+  quant?: QuantFormat;
   /** Called whenever the phase changes (e.g. to 'failed' when the GPU device is lost). */
   onPhase?: (phase: EnginePhase, error: Error | null) => void;
 }
@@ -95,7 +107,7 @@ export class TabEngine implements Engine {
       const roles = splitLayers(model.spec.numLayers, new Array(this.numStages).fill(1));
       for (const [i, role] of roles.entries()) {
         const part = roles.length === 1 ? 'target' : `stage ${i + 1}/${roles.length}`;
-        built.push(await buildStage(ctx, model, role, { numSlots, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part, done, total }) }));
+        built.push(await buildStage(ctx, model, role, { numSlots, quant: this.opts.quant, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part, done, total }) }));
       }
       const draftStage = draft ? await buildDraftStage(ctx, draft, numSlots, { signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part: 'draft', done, total }) }) : null;
       const info: EngineInfo = {
@@ -145,7 +157,9 @@ export class TabEngine implements Engine {
     this.setPhase('generating');
     try {
       for (const s of stages) s.kv.reset();
-      const local = new LocalPipeline(stages.map((compute, i) => ({ compute, role: roles[i] })), l.numSlots);
+      const emulation = this.opts.emulation ?? null;
+      const local = new LocalPipeline(stages.map((compute, i) => ({ compute, role: roles[i], cost: emulation?.stageMs })), l.numSlots);
+      const draftDevice: DraftDevice = { cost: emulation?.draftMs ?? null, count: { levels: 0, overruns: 0 } };
       if (o.onPacket) local.onPacket = o.onPacket;
       const logitsByPosition = new Map<number, Float32Array>();
       const pipeline = o.dumpLogits ? tapLogits(local, logitsByPosition) : local;
@@ -158,7 +172,7 @@ export class TabEngine implements Engine {
           maxNewTokens: req.maxNewTokens,
           eosTokens: model.spec.eosTokenIds,
           sampling: req.sampling,
-          source: isSpeculative(req.mode) ? speculativeSource(req.draft, l.draftStage, model.spec.vocabSize) : null,
+          source: isSpeculative(req.mode) ? speculativeSource(req.draft, l.draftStage, model.spec.vocabSize, draftDevice) : null,
           ...treeShape(req.width, req.depth),
           signal: o.signal,
           onToken: (token, index, hit) => {
@@ -168,6 +182,8 @@ export class TabEngine implements Engine {
           },
         });
         const m = result.metrics;
+        const stageStats = local.stats;
+        const emulated = emulationReport(emulation, stageStats, draftDevice.count);
         const report: GenerationReport = {
           tokens: result.tokens,
           text: model.tokenizer ? model.tokenizer.decode(result.tokens) : null,
@@ -176,16 +192,13 @@ export class TabEngine implements Engine {
           stages: l.info.stages,
           adapter: l.info.adapter,
           weightBytes: l.info.weightBytes,
-          timings: {
-            loadMs: l.info.loadMs,
-            generateMs: performance.now() - t0,
-            ttftMs: m.ttftMs,
-            tbtP50Ms: m.tbtP50Ms,
-            tbtP95Ms: m.tbtP95Ms,
-            tokensPerSecond: tokensPerSecond(result.tokens.length, m),
-          },
+          timings: timingsOf(m, l.info.loadMs, performance.now() - t0),
           metrics: m,
-          stageBusyMs: local.stats.map((s) => s.busyMs),
+          // Stages in one tab: no hops.
+          bound: runBound(m, bottleneckStepMs(stageStats.map((s) => s.levelMsP50)), 0),
+          emulation: emulated,
+          overrunShare: emulated?.overrunShare ?? null,
+          stageBusyMs: stageStats.map((s) => s.busyMs),
           warnings: model.warnings,
         };
         if (o.dumpLogits) report.logits = collectLogits(logitsByPosition, promptIds.length, Math.min(o.dumpLogits, result.tokens.length));

@@ -1,10 +1,15 @@
 // npm run bench -- [--stages 2,4,8] [--modes single,pp,tree,specpipe] [--hop-delay-ms 0,10,30]
+//   [--stage-ms 0,50[:B]] [--draft-ms 0,10[:B]]
 //   [--tokens 128] [--prompts bench/prompts.txt] [--width 2] [--depth 4] [--draft model|ngram]
 //   [--browsers 2] [--local] [--out bench-results] [--model DIR_OR_URL --draft-model DIR_OR_URL]
 //   [--temperature T --top-k K --top-p P --seed S]
-// Runs every mode on the same prompts for every stage count and hop delay in headless Chromium
-// (real WebGPU): a leader tab plus one tab per stage over WebRTC (--local: every stage in one tab),
-// checks each mode's tokens against `single`, and writes bench-results.json + bench-report.html.
+// Runs every mode on the same prompts for every stage count, hop delay and emulated cost in headless
+// Chromium (real WebGPU): a leader tab plus one tab per stage over WebRTC (--local: every stage in
+// one tab). `single` always runs (it is added when --modes leaves it out): every other mode's tokens
+// are checked against it. --stage-ms A[:B] emulates dedicated devices (each stage's level takes at
+// least A + B*rows ms), --draft-ms A[:B] the draft's (0: real compute). Writes bench-results.json +
+// bench-report.html; exits non-zero when a configuration failed, a mode's tokens differ from
+// single's, or nothing was compared.
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,13 +17,15 @@ import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/arg
 import { startPageHost, type PageHost } from './page-host.ts';
 import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
-import { checkLossless, conditionsText, formatTable, htmlReport, meshRun, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults } from './bench-results.ts';
-import type { BenchPageResult, BenchRequest, BenchRun } from '../headless/bench-run.ts';
+import { TABLE_LEGEND, benchRecord, checkLossless, comparedRuns, conditionsText, formatTable, htmlReport, overran, progressBar, readPrompts, summarize, type BenchRecord, type BenchResults, type Transport } from './bench-results.ts';
+import type { BenchPageResult, BenchRequest } from '../headless/bench-run.ts';
 import { MODES, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import { errorMessage } from '../common/errors.ts';
+import { MAX_OVERRUN_SHARE, costText, emulationText, type DeviceEmulation } from '../common/device-emulation.ts';
+import { EMULATION_ARGS, emulationsFromArgs } from './emulation-args.ts';
 
-const KNOWN = ['stages', 'modes', 'hop-delay-ms', 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
+const KNOWN = ['stages', 'modes', 'hop-delay-ms', ...EMULATION_ARGS, 'tokens', 'prompts', 'width', 'depth', 'draft', 'out', 'model', 'draft-model', 'browsers', 'local', ...SAMPLING_ARGS];
 
 function modesOf(v: string): Mode[] {
   const modes = v.split(',').map((s) => s.trim()) as Mode[];
@@ -26,15 +33,15 @@ function modesOf(v: string): Mode[] {
   return modes;
 }
 
-type Base = Omit<BenchRequest, 'stages' | 'modes' | 'modelUrl' | 'draftUrl'>;
+type Base = Omit<BenchRequest, 'stages' | 'modes' | 'modelUrl' | 'draftUrl' | 'emulation'>;
 
 /** Runs `modes` with every stage in one tab (single: one stage). */
-async function runInOneTab(host: PageHost, base: Base, stages: number, modes: Mode[], tick: (label: string) => void): Promise<{ adapter: string; runs: BenchRun[] }> {
+async function runInOneTab(host: PageHost, base: Base, emulation: DeviceEmulation, stages: number, modes: Mode[], tick: (label: string) => void): Promise<BenchPageResult> {
   const page = await host.newPage();
   try {
     await page.exposeFunction('__specpipeBenchProgress', tick);
     await page.goto(`${host.baseUrl}/src/headless/page.html`);
-    const req: BenchRequest = { ...base, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], stages, modes };
+    const req: BenchRequest = { ...base, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], stages, modes, emulation };
     return (await page.evaluate(async (r) => {
       const path = '/src/headless/bench-run.ts';
       const m = (await import(/* @vite-ignore */ path)) as typeof import('../headless/bench-run.ts');
@@ -58,13 +65,19 @@ async function main(): Promise<void> {
   const outDir = resolve(str(args, 'out', 'bench-results'));
   const browsers = num(args, 'browsers', 2);
   const base: Base = { tokens: num(args, 'tokens', 128), width: num(args, 'width', 2), depth: num(args, 'depth', 4), draft, sampling: samplingFromArgs(args), prompts };
+  const emulations = emulationsFromArgs(args);
 
   const notes = [
-    'All tabs run on this one machine: they share its CPU cores and its (software) GPU, so stages that would run in parallel on separate laptops take turns here; compare "step ms" and "stage busy" to tell compute from waiting.',
+    'All tabs run on this one machine: they share its CPU cores and its (software) GPU, so stages that would run in parallel on separate laptops take turns here unless their costs are emulated (--stage-ms, --draft-ms: the real compute, then a timer that costs no CPU, pads each level to the modelled time).',
     local
-      ? 'Local stages (--local): every stage of a run in ONE tab, no network; pipelining cannot overlap stages.'
+      ? 'Local stages (--local): every stage of a run in ONE tab, no network; without emulation pipelining cannot overlap stages.'
       : `Mesh: a leader tab (prompt, token tree, draft model) plus one tab per stage, spread over ${browsers} Chromium processes, linked over WebRTC on loopback; "single" runs all layers in one tab.`,
+    ...emulations.map((e) => `Emulation: ${emulationText(e)}.`),
   ];
+  if (!modes.includes('single')) {
+    modes.unshift('single');
+    notes.push('single was added to --modes: it is the reference every other mode\'s tokens are checked against.');
+  }
   const hops = local ? [0] : hopDelays;
   if (local && hopDelays.some((h) => h !== 0)) notes.push(`Hop delays ${hopDelays.filter((h) => h !== 0).join(', ')} ms skipped: a hop delay exists only in the mesh transport.`);
   for (const n of notes) process.stderr.write(`bench: ${n}\n`);
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
   // Other work on the machine slows every tab: record how busy it was.
   const loadAtStart = loadavg()[0];
   const otherModes = modes.filter((m) => m !== 'single');
-  const total = (modes.includes('single') ? prompts.length : 0) + stageCounts.length * hops.length * otherModes.length * prompts.length;
+  const total = emulations.length * (prompts.length + stageCounts.length * hops.length * otherModes.length * prompts.length);
   let done = 0;
   const tick = (label: string): void => {
     if (label !== 'start') done++;
@@ -84,42 +97,55 @@ async function main(): Promise<void> {
   const records: BenchRecord[] = [];
   const failures: string[] = [];
   let adapter = '';
+  const transport: Transport = local ? 'local' : 'mesh';
+  /** Runs one configuration; a failure (a tab lost, a load error) is reported and the others still run. */
+  const attempt = async (what: string, run: () => Promise<void>): Promise<void> => {
+    try {
+      await run();
+    } catch (e) {
+      failures.push(`${what}: ${errorMessage(e)}`);
+      process.stderr.write(`\nbench: FAILED ${failures[failures.length - 1]}\n`);
+    }
+  };
   try {
     tick('start');
-    if (modes.includes('single')) {
-      const res = await runInOneTab(host, base, 1, ['single'], tick);
-      adapter = res.adapter;
-      for (const run of res.runs) records.push({ ...run, transport: local ? 'local' : 'mesh', hopDelayMs: 0, lossless: null });
-    }
-    for (const stages of stageCounts) {
-      if (local) {
-        const res = await runInOneTab(host, base, stages, otherModes, tick);
+    for (const emulation of emulations) {
+      const emu = { stageMs: emulation.stageMs, draftMs: emulation.draftMs };
+      const emuText = emulation.stageMs || emulation.draftMs ? `, stage ${costText(emulation.stageMs)} ms, draft ${costText(emulation.draftMs)} ms` : '';
+      const inOneTab = async (stages: number, which: Mode[]): Promise<void> => {
+        const res = await runInOneTab(host, base, emulation, stages, which, tick);
         adapter = res.adapter;
-        for (const run of res.runs) records.push({ ...run, transport: 'local', hopDelayMs: 0, lossless: null });
-        continue;
-      }
-      for (const hopDelayMs of hops) {
-        // A configuration that fails (a tab lost, a load error) is reported; the others still run.
-        const leader = await host.newPage(0);
-        try {
-          await leader.goto(`${host.baseUrl}/src/headless/page.html`);
-          const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs });
-          try {
-            for (const mode of otherModes) {
-              for (const [i, prompt] of prompts.entries()) {
-                const r = await mesh.generate({ prompt, maxNewTokens: base.tokens, sampling: base.sampling, mode, draft: base.draft, width: base.width, depth: base.depth });
-                adapter = r.adapter;
-                records.push({ ...meshRun(r, mode, stages, i), transport: 'mesh', hopDelayMs, lossless: null });
-                tick(`${mode} x${stages} hop ${hopDelayMs} ms prompt ${i + 1}`);
+        for (const run of res.runs) records.push(benchRecord(run.report, { transport, stages: run.stages, hopDelayMs: 0, ...emu, mode: run.mode, prompt: run.prompt }));
+      };
+      // Single is the reference for both transports: it runs in one tab either way.
+      await attempt(`single${emuText}`, () => inOneTab(1, ['single']));
+      for (const stages of stageCounts) {
+        if (local) {
+          await attempt(`${stages} stages${emuText}`, () => inOneTab(stages, otherModes));
+          continue;
+        }
+        for (const hopDelayMs of hops) {
+          const leader = await host.newPage(0);
+          await attempt(`${stages} stages, hop delay ${hopDelayMs} ms${emuText}`, async () => {
+            try {
+              await leader.goto(`${host.baseUrl}/src/headless/page.html`);
+              const mesh = await formMesh(host, leader, { stages, modelUrl: host.modelUrls[0], draftUrl: host.modelUrls[1], hopDelayMs, emulation });
+              try {
+                for (const mode of otherModes) {
+                  for (const [i, prompt] of prompts.entries()) {
+                    const r = await mesh.generate({ prompt, maxNewTokens: base.tokens, sampling: base.sampling, mode, draft: base.draft, width: base.width, depth: base.depth });
+                    adapter = r.adapter;
+                    records.push(benchRecord(r, { transport, stages, hopDelayMs, ...emu, mode, prompt: i }));
+                    tick(`${mode} x${stages} hop ${hopDelayMs} ms prompt ${i + 1}`);
+                  }
+                }
+              } finally {
+                await mesh.close();
               }
+            } finally {
+              await leader.close().catch(() => undefined);
             }
-          } finally {
-            await mesh.close();
-          }
-        } catch (e) {
-          failures.push(`${stages} stages, hop delay ${hopDelayMs} ms: ${errorMessage(e)}`);
-          process.stderr.write(`\nbench: FAILED ${failures[failures.length - 1]}\n`);
-          await leader.close().catch(() => undefined);
+          });
         }
       }
     }
@@ -129,8 +155,8 @@ async function main(): Promise<void> {
   if (process.stderr.isTTY) process.stderr.write('\n');
 
   notes.push(`Load average (1 min) of the machine: ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (${cpus().length} cores).`);
-  // Single is the reference for both transports: it runs in one tab either way.
   const mismatches = checkLossless(records);
+  const compared = comparedRuns(records);
   const results: BenchResults = {
     createdAt: new Date().toISOString(),
     conditions: {
@@ -140,25 +166,37 @@ async function main(): Promise<void> {
       placement: local ? 'local: all stages of a run in one headless Chromium tab' : `mesh: leader tab + one tab per stage over ${browsers} headless Chromium processes (WebRTC, loopback)`,
       notes,
     },
-    settings: { stages: stageCounts, modes, hopDelaysMs: hops, tokens: base.tokens, width: base.width, depth: base.depth, draft, prompts },
+    settings: {
+      stages: stageCounts, modes, hopDelaysMs: hops, stageMs: [...new Set(emulations.map((e) => costText(e.stageMs)))], draftMs: [...new Set(emulations.map((e) => costText(e.draftMs)))],
+      tokens: base.tokens, width: base.width, depth: base.depth, draft, prompts,
+    },
     records,
     mismatches,
     failures,
   };
+  const rows = summarize(records);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'bench-results.json'), JSON.stringify(results, null, 1));
   writeFileSync(join(outDir, 'bench-report.html'), htmlReport(results));
-  process.stdout.write(`${conditionsText(results.conditions)}\n\n${formatTable(summarize(records))}\n\n`);
+  process.stdout.write(`${conditionsText(results.conditions)}\n\n${formatTable(rows)}\n\n${TABLE_LEGEND}\n\n`);
   process.stdout.write(`Wrote ${join(outDir, 'bench-results.json')} and ${join(outDir, 'bench-report.html')}\n`);
+  if (rows.some(overran)) {
+    process.stdout.write(`\nRows marked "!" overran their emulated budgets on more than ${MAX_OVERRUN_SHARE * 100}% of levels: they describe this shared machine, not dedicated devices.\n`);
+  }
   if (failures.length) {
-    process.stderr.write(`\n*** ${failures.length} CONFIGURATION(S) FAILED (no numbers for them) ***\n${failures.map((f) => `  ${f}`).join('\n')}\n`);
+    const all = records.every((r) => r.mode === 'single');
+    process.stderr.write(`\n*** ${failures.length} CONFIGURATION(S) FAILED${all ? ' (EVERY ONE)' : ''} (no numbers for them) ***\n${failures.map((f) => `  ${f}`).join('\n')}\n`);
     process.exitCode = 1;
   }
   if (mismatches.length) {
     process.stderr.write(`\n*** LOSSLESS CHECK FAILED: ${mismatches.length} run(s) differ from single ***\n${mismatches.map((m) => `  ${m}`).join('\n')}\n`);
     process.exitCode = 1;
+  } else if (compared === 0) {
+    process.stderr.write('\n*** NOTHING WAS COMPARED: no run of another mode finished next to a single run, so losslessness was not checked ***\n');
+    process.exitCode = 1;
   } else {
-    process.stdout.write('Lossless: every mode produced exactly the tokens of single on every prompt.\n');
+    const checkedModes = [...new Set(records.filter((r) => r.lossless !== null).map((r) => r.mode))];
+    process.stdout.write(`Lossless: all ${compared} runs (${checkedModes.join(', ')}) produced exactly the tokens of single on the same prompt.\n`);
   }
 }
 

@@ -1,21 +1,24 @@
 // npm run demo -- --stages N --prompt TEXT [--mode specpipe|tree|pp|single] [--max-new-tokens 64]
 //   [--draft model|ngram|none] [--width W] [--depth D] [--temperature T --top-k K --top-p P] [--seed S]
-//   [--hop-delay-ms D] [--browsers M] [--local] [--model DIR_OR_URL --draft-model DIR_OR_URL]
+//   [--hop-delay-ms D] [--stage-ms A[:B]] [--draft-ms A[:B]] [--browsers M] [--local] [--model DIR_OR_URL --draft-model DIR_OR_URL]
 // The chat demo without a display: headless Chromium opens a leader tab and N stage tabs (over M
 // browser processes), forms the ring over WebRTC, and the terminal shows the text as it streams with
-// a live stats line. --local: every stage inside one tab instead (no network).
+// a live stats line. --local: every stage inside one tab instead (no network). --stage-ms/--draft-ms
+// emulate dedicated devices (off by default); the summary prints the conditions and the bound.
 import type { Page } from '@playwright/test';
 import { parseArgs, str, num, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import { formMesh } from './mesh-tabs.ts';
 import { SAMPLING_ARGS, samplingFromArgs } from './sampling-args.ts';
-import { LiveStats, statsLine, type LiveEvent } from '../app/live-stats.ts';
+import { EMULATION_ARGS, emulationFromArgs } from './emulation-args.ts';
+import { LiveStats, statsLaw, statsLine, type LiveEvent } from '../app/live-stats.ts';
+import { boundLine, emulationLine } from '../app/report-text.ts';
 import type { DemoReport, DemoRequest } from '../headless/demo-run.ts';
-import { DRAFT_KINDS, MODES, isSpeculative, type DraftKind } from '../app/modes.ts';
+import { DRAFT_KINDS, MODES, type DraftKind } from '../app/modes.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import { errorMessage } from '../common/errors.ts';
 
-const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...SAMPLING_ARGS];
+const KNOWN = ['stages', 'prompt', 'mode', 'max-new-tokens', 'draft', 'width', 'depth', 'model', 'draft-model', 'hop-delay-ms', 'browsers', 'local', ...EMULATION_ARGS, ...SAMPLING_ARGS];
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 
 /** Prints streamed text with a dimmed stats line every two seconds (inline, so the text stays readable). */
@@ -43,7 +46,8 @@ async function runLocal(page: Page, req: DemoRequest, live: LiveStats): Promise<
   }, req)) as DemoReport;
   return (
     `stop: ${r.stopReason}; first token ${r.metrics.ttftMs?.toFixed(0) ?? '-'} ms; hit rate ${r.metrics.hitRate === null ? '-' : (r.metrics.hitRate * 100).toFixed(0) + '%'}; load ${(r.loadMs / 1000).toFixed(1)} s; ` +
-    `stage busy ${r.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')} ms; ${r.adapter}\nstages (all in one tab): ${r.stages.join(' | ')}`
+    `stage busy ${r.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')} ms; ${r.adapter}\nstages (all in one tab): ${r.stages.join(' | ')}\n` +
+    `${boundLine(r.bound, r.metrics.tbtMeanMs)}\n${emulationLine(r.emulation)}`
   );
 }
 
@@ -74,9 +78,9 @@ async function main(): Promise<void> {
       width: num(args, 'width', 2),
       depth: num(args, 'depth', 4),
       sampling: samplingFromArgs(args),
+      emulation: emulationFromArgs(args),
     };
-    const speculative = isSpeculative(mode) && draft !== 'none';
-    const live = new LiveStats(mode === 'single' ? 1 : stages, speculative);
+    const live = new LiveStats(mode === 'single' ? 1 : stages, statsLaw(mode, draft));
     const page = await host.newPage();
     await page.goto(`${host.baseUrl}/src/headless/page.html`);
     let summary: string;
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
       const print = printer(live);
       // Hit or miss is not reported per token by the mesh: the live line leaves it out, the summary has it.
       await page.exposeFunction('__specpipeStream', (text: string) => print(text, performance.now(), null));
-      const mesh = await formMesh(host, page, { stages, modelUrl: req.modelUrl, draftUrl: req.draftUrl ?? undefined, hopDelayMs });
+      const mesh = await formMesh(host, page, { stages, modelUrl: req.modelUrl, draftUrl: req.draftUrl ?? undefined, hopDelayMs, emulation: req.emulation });
       process.stdout.write(req.prompt);
       const r = await mesh.generate({ prompt: req.prompt, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode, draft, width: req.width, depth: req.depth });
       const m = r.metrics;
@@ -97,7 +101,8 @@ async function main(): Promise<void> {
         `stop: ${r.stopReason}; first token ${m.ttftMs?.toFixed(0) ?? '-'} ms; hit rate ${m.hitRate === null ? '-' : (m.hitRate * 100).toFixed(0) + '%'} ` +
         `(bound ${m.boundTokensPerStep?.toFixed(2) ?? '-'} tokens/step, ${m.boundSpeedupOverPp?.toFixed(2) ?? '-'}x over pp); ring trip p50 ${r.ringTripP50Ms?.toFixed(1) ?? '-'} ms; ${r.adapter}\n` +
         `stages: ${r.stageStats.map((s, i) => `${i + 1}: ${s.role ?? '?'} (busy ${(s.busyFraction * 100).toFixed(0)}%)`).join(' | ')}\n` +
-        `hops (ping round trip p50/p95 ms): ${r.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ')}`;
+        `hops (ping round trip p50/p95 ms): ${r.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ')}\n` +
+        `${boundLine(r.bound, r.timings.tbtMeanMs)}\n${emulationLine(r.emulation)}`;
       await mesh.close();
     }
     process.stdout.write(`\n\n${statsLine(live.snapshot())}\n${summary}\n`);

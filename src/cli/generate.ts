@@ -1,10 +1,14 @@
 // npm run generate -- --model DIR_OR_URL (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
 //   [--greedy | --temperature T --top-k K --top-p P --seed S] [--dump-logits K] [--mode single|pp|tree|specpipe]
 //   [--local-stages N | --stages N [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal] [--hold-stage]]
-//   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--json]
+//   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--stage-ms A[:B]] [--draft-ms A[:B]] [--quant q8_0|q4_0] [--json]
 // Runs the model in headless Chromium (real WebGPU) and prints the tokens, text and timings.
 // --local-stages: every stage in one tab. --stages: a mesh of N stage tabs plus a leader tab, spread
 // over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips.
+// --stage-ms A[:B] / --draft-ms A[:B]: emulate dedicated devices (each stage's level takes at least
+// A + B*rows ms, each draft forward likewise; real compute, then a CPU-free timer); the report
+// carries the overrun share and every result is printed with its conditions and bound.
+// --quant q8_0|q4_0: the target's projection matrices as GGML blocks, quantized on load (one tab).
 import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import type { LocalRunRequest } from '../headless/local-run.ts';
@@ -12,8 +16,11 @@ import type { GenerationReport } from '../app/engine.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import { formMesh } from './mesh-tabs.ts';
 import { errorMessage } from '../common/errors.ts';
+import { isQuantFormat } from '../model/quant.ts';
+import { EMULATION_ARGS, emulationFromArgs } from './emulation-args.ts';
+import { boundLine, emulationLine } from '../app/report-text.ts';
 
-const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage'];
+const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage', 'quant', ...EMULATION_ARGS];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 
 async function main(): Promise<void> {
@@ -32,6 +39,10 @@ async function main(): Promise<void> {
   const browsers = num(args, 'browsers', 2);
   if (!['f32', 'f16'].includes(str(args, 'wire', 'f32'))) throw new Error('--wire must be f32 or f16');
   if (!['speed', 'equal'].includes(str(args, 'split', 'speed'))) throw new Error('--split must be speed or equal');
+  const emulation = emulationFromArgs(args);
+  const quant = args.has('quant') ? str(args, 'quant') : undefined;
+  if (quant !== undefined && !isQuantFormat(quant)) throw new Error('--quant must be q8_0 or q4_0');
+  if (quant && meshStages) throw new Error('--quant works with one tab (--local-stages) for now, not with --stages');
 
   const host = await startPageHost({ models: [str(args, 'model'), ...(draftDir ? [draftDir] : [])], browsers: meshStages ? browsers : 1 });
   try {
@@ -54,6 +65,8 @@ async function main(): Promise<void> {
       depth: args.has('depth') ? num(args, 'depth', 4) : undefined,
       dumpLogits: num(args, 'dump-logits', 0),
       stream: !json,
+      emulation,
+      quant,
     };
     if (!json && req.prompt) process.stdout.write(req.prompt);
     const report = meshStages
@@ -66,6 +79,7 @@ async function main(): Promise<void> {
             wire: str(args, 'wire', 'f32') as 'f32' | 'f16',
             split: str(args, 'split', 'speed') as 'speed' | 'equal',
             holdStage: flag(args, 'hold-stage'),
+            emulation: req.emulation,
           });
           return mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth });
         })()
@@ -81,7 +95,8 @@ async function main(): Promise<void> {
       const t = report.timings;
       process.stdout.write(
         `\n\n[${report.tokens.length} tokens, stop: ${report.stopReason}; load ${t.loadMs.toFixed(0)} ms, ` +
-          `first token ${t.ttftMs?.toFixed(0)} ms, between tokens p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n`,
+          `first token ${t.ttftMs?.toFixed(0)} ms, between tokens mean ${t.tbtMeanMs?.toFixed(1)} ms p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n` +
+          `[${boundLine(report.bound, t.tbtMeanMs)}]\n[${emulationLine(report.emulation)}]\n`,
       );
       if ('hops' in report) {
         const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ');

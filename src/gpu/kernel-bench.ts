@@ -1,12 +1,16 @@
-// Browser side of `npm run bench:kernels`: achieved bandwidth of the matrix-vector kernel vs a
-// plain vec4 grid-stride copy, on whatever adapter the page gets.
+// Browser side of `npm run bench:kernels`: achieved bandwidth of the matrix-vector kernel (f32, f16,
+// Q8_0 and Q4_0 weights; GB/s = bytes of weights or blocks read / time) vs a plain vec4 grid-stride
+// copy, on whatever adapter the page gets.
 import type { WeightFormat } from '../model/types.ts';
+import { isQuantFormat } from '../model/quant.ts';
 import { createGpuContext } from './device.ts';
 import { Kernels, defaultLanes, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
 import { seededRandom } from '../common/numerics.ts';
 import { randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from './synthetic-model.ts';
 import { Stage } from './stage.ts';
 import type { RowBatch } from './types.ts';
+
+const DEFAULT_FORMATS: WeightFormat[] = ['f32', 'f16', 'q8_0', 'q4_0'];
 
 export interface BenchOptions {
   size?: number;
@@ -115,7 +119,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
   const copyTimes: number[] = [];
   const matvec: BenchRow[] = [];
   const wValues = randomArray(size * size, rand, 1 / Math.sqrt(size));
-  for (const format of o.formats ?? (['f32', 'f16'] as WeightFormat[])) {
+  for (const format of o.formats ?? DEFAULT_FORMATS) {
     const wt = hostTensor('w', [size, size], wValues, format);
     const w = storageBuffer(dev, wt.data);
     const variants = (o.lanes ?? [defaultLanes(ctx)]).flatMap((lanes) => (o.noSubgroups && lanes > 1 ? [{ lanes, sg: true }, { lanes, sg: false }] : [{ lanes, sg: true }]));
@@ -127,7 +131,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
         const y = emptyBuffer(dev, R * size * 4);
         const pipe = k.matmul({ format });
         await k.ready();
-        const group = k.bind(pipe, [matmulParams(k, size, size), meta, x, w, w, emptyBuffer(dev, 16), y]);
+        const group = k.bind(pipe, [matmulParams(k, size, size, format), meta, x, w, w, emptyBuffer(dev, 16), y]);
         const grid = matmulGrid(size, lanes);
         const t = await timer(dev, (p) => {
           p.setPipeline(pipe);
@@ -163,8 +167,9 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
     const spec = tinyLlamaSpec({ hiddenSize: 512, intermediateSize: 1408, numLayers: 8, numHeads: 8, numKvHeads: 4, headDim: 64, vocabSize: 8192, maxPositions: 1024 });
     const params = spec.numLayers * (spec.hiddenSize * (spec.hiddenSize * 2 + 2 * spec.numKvHeads * spec.headDim) + 3 * spec.hiddenSize * spec.intermediateSize) + 2 * spec.vocabSize * spec.hiddenSize;
     const model = `random Llama hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize} (${(params / 1e6).toFixed(1)}M params)`;
-    for (const format of o.formats ?? (['f32', 'f16'] as WeightFormat[])) {
-      const st = await Stage.create(ctx, spec, { layers: { start: 0, end: spec.numLayers }, embed: true, head: true }, getter(randomLlamaTensors(spec, 1, format)), { numSlots: 256 });
+    for (const format of o.formats ?? DEFAULT_FORMATS) {
+      // q8_0 / q4_0: the projections quantized, the embedding and head f16 (as --quant loads them).
+      const st = await Stage.create(ctx, spec, { layers: { start: 0, end: spec.numLayers }, embed: true, head: true }, getter(isQuantFormat(format) ? randomLlamaTensors(spec, 1, 'f16', format) : randomLlamaTensors(spec, 1, format)), { numSlots: 256 });
       const ctxLen = 64;
       const pre: RowBatch = {
         tokens: Int32Array.from({ length: ctxLen }, (_, i) => (i * 31) % spec.vocabSize),

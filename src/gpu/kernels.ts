@@ -1,5 +1,6 @@
 // WGSL sources (shaders/*.wgsl), their per-variant specialisation, and a pipeline cache per device.
-import type { WeightFormat } from '../model/types.ts';
+import type { DenseFormat, WeightFormat } from '../model/types.ts';
+import { isQuantFormat, quantLayout } from '../model/quant.ts';
 import type { GpuContext } from './device.ts';
 import { BadRequestError, GpuLimitsError, ShaderCompileError, errorMessage } from '../common/errors.ts';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
@@ -12,6 +13,7 @@ import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 import attendListWgsl from '../../shaders/attend-list.wgsl?raw';
 import widenHalvesWgsl from '../../shaders/widen-halves.wgsl?raw';
+import dequantWgsl from '../../shaders/dequant.wgsl?raw';
 
 /** Layout of the per-forward `meta` buffer (u32 words) that every kernel reads. */
 export const META = {
@@ -156,20 +158,27 @@ export async function compileKernel(device: GPUDevice, label: string, source: Ke
   return k.pipeline;
 }
 
-/** The f16 form of a weight-reading file (/*@WTYPE*\/ and /*@LOADn*\/ markers), plus widenHalves. */
+/**
+ * The f16 or quantized form of a weight-reading file (/*@WTYPE*\/ and /*@LOADn*\/ markers), plus
+ * widenHalves (and the dequantizers). Quantized weights are matmul-only: their loads read P.scaleOff.
+ */
 function weightParts(file: string, src: string, format: WeightFormat): WgslPart[] {
   if (format === 'f32') return [{ file, code: src }];
   // f16: two IEEE halves per u32, four weights per vec2<u32>, widened with integer operations.
-  let s = src.replace(/\/\*@WTYPE\*\/vec4<f32>/g, 'vec2<u32>');
+  // Q8_0 / Q4_0 (dequant.wgsl): per weight vec4, one u32 of quants and the u32 holding its block's scale.
+  const q = format === 'q8_0' ? 'Q8_0' : format === 'q4_0' ? 'Q4_0' : null;
+  let s = src.replace(/\/\*@WTYPE\*\/vec4<f32>/g, q ? 'u32' : 'vec2<u32>');
   for (const n of ['0', '1']) {
     const re = new RegExp(`/\\*@LOAD${n}\\*/return w${n}\\[i\\];`);
-    if (re.test(s)) s = s.replace(re, `return widenHalves(w${n}[i]);`);
+    const load = q ? `dequant${q}(i, w${n}[word${q}(i)], w${n}[P.scaleOff + (i >> 4u)])` : `widenHalves(w${n}[i])`;
+    if (re.test(s)) s = s.replace(re, `return ${load};`);
   }
-  return [{ file, code: s }, { file: 'widen-halves.wgsl', code: widenHalvesWgsl }];
+  const widen = { file: 'widen-halves.wgsl', code: widenHalvesWgsl };
+  return q ? [{ file, code: s }, { file: 'dequant.wgsl', code: dequantWgsl }, widen] : [{ file, code: s }, widen];
 }
 
 /** Specialises a weight-reading source (/*@WTYPE*\/ and /*@LOADn*\/ markers) for a weight format. */
-export function specialiseWeights(src: string, format: WeightFormat): string {
+export function specialiseWeights(src: string, format: DenseFormat): string {
   return joinWgsl(weightParts('kernel', src, format)).code;
 }
 
@@ -253,6 +262,7 @@ export class Kernels {
     return this.pipeline(key, () => matmulParts(v, this.lanes, this.subgroups));
   }
   embed(format: WeightFormat): GPUComputePipeline {
+    if (isQuantFormat(format)) throw new BadRequestError(`the embedding is never quantized (format ${format})`);
     return this.pipeline(`embed:${format}`, () => weightParts('embed.wgsl', embedWgsl, format));
   }
   rmsnorm(): GPUComputePipeline {
@@ -326,9 +336,16 @@ export function matmulGrid(outDim: number, lanes: number): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
-export function matmulParams(k: Kernels, inDim: number, outDim: number): GPUBuffer {
+/**
+ * The matmul's parameters for weights [outDim, inDim] in `format` (quantized formats: where the
+ * block scales start).
+ * @throws BadRequestError when inDim is not a multiple of 4; ModelFormatError when a quantized
+ * matrix's inDim is not a multiple of 32.
+ */
+export function matmulParams(k: Kernels, inDim: number, outDim: number, format: WeightFormat = 'f32'): GPUBuffer {
   if (inDim % 4 !== 0) throw new BadRequestError(`matmul input size must be a multiple of 4, got ${inDim}`);
-  return k.uniform([inDim / 4, outDim, 0, 0], `matmul ${outDim}x${inDim}`);
+  const scaleOff = isQuantFormat(format) ? quantLayout([outDim, inDim], format, `matmul ${outDim}x${inDim}`).scaleOffset : 0;
+  return k.uniform([inDim / 4, outDim, scaleOff, 0], `matmul ${outDim}x${inDim}`);
 }
 
 function mib(bytes: number): string {

@@ -12,6 +12,7 @@ import { Kernels, type AttentionVariant, META, matmulGrid, matmulParams, storage
 import { KvSlots } from './kv.ts';
 import { ropeTable } from '../common/numerics.ts';
 import { tensorF32, tensorIn } from '../model/weights.ts';
+import { concatQuantRows, isQuantFormat, quantLayout } from '../model/quant.ts';
 import { BadRequestError, GpuLimitsError, ModelFormatError } from '../common/errors.ts';
 
 export interface StageOptions {
@@ -37,7 +38,9 @@ interface Step {
   grid: (rows: number) => [number, number];
 }
 
-function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint16Array {
+/** Matrices stacked along the output dimension (the fused q/k/v matrix), in `format`. */
+function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint16Array | Uint32Array {
+  if (isQuantFormat(format)) return concatQuantRows(ts.map((t) => ({ shape: t.shape, data: checkedData(t, format) as Uint32Array })), format);
   const parts = ts.map((t) => tensorIn(t, format));
   const n = parts.reduce((a, p) => a + p.length, 0);
   const out = format === 'f32' ? new Float32Array(n) : new Uint16Array(n);
@@ -49,6 +52,19 @@ function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint
   return out;
 }
 
+/**
+ * The tensor's data in `format` (converted when it is not), after checking that quantized data has
+ * the size its shape implies.
+ * @throws ModelFormatError when a matrix to quantize has an input size that is not a multiple of 32,
+ * or quantized data does not fit its shape.
+ */
+function checkedData(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array | Uint32Array {
+  if (isQuantFormat(t.format) && t.data.length !== quantLayout(t.shape, t.format, t.name).words) {
+    throw new ModelFormatError(`${t.name}: ${t.data.length} words of ${t.format} blocks, expected ${quantLayout(t.shape, t.format).words} for shape [${t.shape.join(', ')}]`);
+  }
+  return tensorIn(t, format);
+}
+
 export class Stage {
   readonly kv: KvSlots;
   readonly maxRows: number;
@@ -57,6 +73,8 @@ export class Stage {
   readonly maxPositions: number;
   /** Bytes of weights uploaded (for reports). */
   weightBytes = 0;
+  /** Of weightBytes, the projection matrices (q/k/v/o, gate/up/down): what `quant` shrinks. */
+  projectionBytes = 0;
 
   private k: Kernels;
   private device: GPUDevice;
@@ -108,9 +126,13 @@ export class Stage {
       this.buffers.push(b);
       return b;
     };
-    const weight = (data: Float32Array | Uint16Array, label: string) => {
+    const weight = (data: Float32Array | Uint16Array | Uint32Array, label: string) => {
       this.weightBytes += data.byteLength;
       return buf(storageBuffer(dev, data, label));
+    };
+    const projection = (data: Float32Array | Uint16Array | Uint32Array, label: string) => {
+      this.projectionBytes += data.byteLength;
+      return weight(data, label);
     };
     const fmtOf = (t: HostTensor) => t.format;
     const step = (label: string, pipe: GPUComputePipeline, res: GPUBuffer[], grid: (rows: number) => [number, number]) =>
@@ -140,13 +162,17 @@ export class Stage {
     const table = buf(storageBuffer(dev, ropeTable(s.ropeTheta, hd, maxPos), 'rope table'));
 
     const normP = k.uniform([H / 4, { f: s.rmsNormEps }, 0, 0], 'norm params');
-    const qkvP = matmulParams(k, H, qkvDim);
-    const oP = matmulParams(k, qDim, H);
-    const guP = matmulParams(k, H, I);
-    const downP = matmulParams(k, I, H);
     const ropeP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, maxPos, 0, 0], 'rope params');
     const attP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, META.committedOff, { f: 1 / Math.sqrt(hd) }, 0], 'attention params');
-    this.buffers.push(normP, qkvP, oP, guP, downP, ropeP, attP);
+    this.buffers.push(normP, ropeP, attP);
+    // Matmul parameters per (shape, format): quantized formats carry where their scales start.
+    const params = new Map<string, GPUBuffer>();
+    const mmParams = (inDim: number, outDim: number, format: WeightFormat): GPUBuffer => {
+      const key = `${inDim}x${outDim}:${format}`;
+      let p = params.get(key);
+      if (!p) params.set(key, (p = buf(matmulParams(k, inDim, outDim, format))));
+      return p;
+    };
 
     let embedBuf: GPUBuffer | undefined;
     if (role.embed) {
@@ -162,17 +188,17 @@ export class Stage {
       const t = (n: string) => tensors(pre + n);
       const q = t('self_attn.q_proj.weight');
       const fmt = fmtOf(q);
-      const wqkv = weight(concatRows([q, t('self_attn.k_proj.weight'), t('self_attn.v_proj.weight')], fmt), `L${l} qkv`);
+      const wqkv = projection(concatRows([q, t('self_attn.k_proj.weight'), t('self_attn.v_proj.weight')], fmt), `L${l} qkv`);
       const bias = s.attentionBias
         ? weight(concatRows([t('self_attn.q_proj.bias'), t('self_attn.k_proj.bias'), t('self_attn.v_proj.bias')], 'f32'), `L${l} qkv bias`)
         : dummy;
       const wo = t('self_attn.o_proj.weight');
       const gate = t('mlp.gate_proj.weight');
       const down = t('mlp.down_proj.weight');
-      const woBuf = weight(wo.data, `L${l} o`);
-      const gateBuf = weight(gate.data, `L${l} gate`);
-      const upBuf = weight(tensorIn(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
-      const downBuf = weight(down.data, `L${l} down`);
+      const woBuf = projection(checkedData(wo, wo.format), `L${l} o`);
+      const gateBuf = projection(checkedData(gate, gate.format), `L${l} gate`);
+      const upBuf = projection(checkedData(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
+      const downBuf = projection(checkedData(down, down.format), `L${l} down`);
       const n1 = weight(tensorF32(t('input_layernorm.weight')), `L${l} norm1`);
       const n2 = weight(tensorF32(t('post_attention_layernorm.weight')), `L${l} norm2`);
       const kvBytes = opts.numSlots * kvDim * 4;
@@ -180,13 +206,13 @@ export class Stage {
       const vPool = buf(emptyBuffer(dev, kvBytes, `L${l} V`));
       const ropeThreads = ((s.numHeads + s.numKvHeads) * hd) / 2 + kvDim;
       step(`L${l} norm1`, k.rmsnorm(), [normP, this.meta, this.h, n1, xn], perRow);
-      step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [qkvP, this.meta, xn, wqkv, wqkv, bias, qkv], mmGrid(qkvDim));
+      step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [mmParams(H, qkvDim, fmt), this.meta, xn, wqkv, wqkv, bias, qkv], mmGrid(qkvDim));
       step(`L${l} rope`, k.rope(), [ropeP, this.meta, table, qkv, kPool, vPool], (rows) => [Math.ceil(ropeThreads / 64), rows]);
       step(`L${l} attention`, k.attention(), [attP, this.meta, qkv, kPool, vPool, att], (rows) => k.attentionGrid(rows, s.numHeads));
-      step(`L${l} o`, k.matmul({ format: wo.format, residual: true }), [oP, this.meta, att, woBuf, woBuf, dummy, this.h], mmGrid(H));
+      step(`L${l} o`, k.matmul({ format: wo.format, residual: true }), [mmParams(qDim, H, wo.format), this.meta, att, woBuf, woBuf, dummy, this.h], mmGrid(H));
       step(`L${l} norm2`, k.rmsnorm(), [normP, this.meta, this.h, n2, xn], perRow);
-      step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [guP, this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
-      step(`L${l} down`, k.matmul({ format: down.format, residual: true }), [downP, this.meta, act, downBuf, downBuf, dummy, this.h], mmGrid(H));
+      step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [mmParams(H, I, gate.format), this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
+      step(`L${l} down`, k.matmul({ format: down.format, residual: true }), [mmParams(I, H, down.format), this.meta, act, downBuf, downBuf, dummy, this.h], mmGrid(H));
     }
 
     let readBytes = R * H * 4;
@@ -195,10 +221,10 @@ export class Stage {
       const nw = weight(tensorF32(tensors('model.norm.weight')), 'final norm');
       const ht = tensors(s.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
       // A tied head reuses the embedding buffer when this stage also embeds.
-      const hw = s.tieWordEmbeddings && embedBuf ? embedBuf : weight(ht.data, 'lm head');
+      const hw = s.tieWordEmbeddings && embedBuf ? embedBuf : weight(checkedData(ht, ht.format), 'lm head');
       this.logits = buf(emptyBuffer(dev, R * V * 4, 'logits'));
       this.tokens = buf(emptyBuffer(dev, R * 4, 'tokens'));
-      const headP = buf(matmulParams(k, H, V));
+      const headP = mmParams(H, V, ht.format);
       const sampleP = buf(k.uniform([V, this.rowsOff, META.rowStride, 0], 'sample params'));
       step('final norm', k.rmsnorm(), [normP, this.meta, this.h, nw, xn], perRow);
       step('lm head', k.matmul({ format: ht.format }), [headP, this.meta, xn, hw, hw, dummy, this.logits], mmGrid(V));

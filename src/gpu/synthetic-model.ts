@@ -1,5 +1,6 @@
 // Deterministic random models and data for kernel/stage tests and the benchmark.
-import type { HostTensor, ModelSpec, WeightFormat } from '../model/types.ts';
+import type { DenseFormat, HostTensor, ModelSpec, QuantFormat, WeightFormat } from '../model/types.ts';
+import { isQuantFormat, quantizeTensor } from '../model/quant.ts';
 import { f32ToF16Bits, seededRandom } from '../common/numerics.ts';
 import { ModelFormatError } from '../common/errors.ts';
 
@@ -9,9 +10,10 @@ export function randomArray(n: number, rand: () => number, scale = 1, offset = 0
   return a;
 }
 
-/** A HostTensor in the given format (f16: values rounded to half precision). */
+/** A HostTensor in the given format (f16: values rounded to half precision; q8_0 / q4_0: GGML blocks). */
 export function hostTensor(name: string, shape: number[], values: Float32Array, format: WeightFormat): HostTensor {
   if (format === 'f32') return { name, shape, format, data: values };
+  if (isQuantFormat(format)) return quantizeTensor(values, { name, shape }, format);
   const h = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) h[i] = f32ToF16Bits(values[i]);
   return { name, shape, format, data: h };
@@ -38,17 +40,20 @@ export function tinyLlamaSpec(over: Partial<ModelSpec> = {}): ModelSpec {
   };
 }
 
-/** Random weights with Hugging Face names. Matrices ~U(-1,1)/sqrt(in), norms ~1. */
-export function randomLlamaTensors(spec: ModelSpec, seed: number, format: WeightFormat): Map<string, HostTensor> {
+/**
+ * Random weights with Hugging Face names. Matrices ~U(-1,1)/sqrt(in), norms ~1. With `quant`, the
+ * projection matrices are GGML blocks of the same random values (embedding and head stay `format`).
+ */
+export function randomLlamaTensors(spec: ModelSpec, seed: number, format: DenseFormat, quant?: QuantFormat): Map<string, HostTensor> {
   const rand = seededRandom(seed);
   const m = new Map<string, HostTensor>();
   const H = spec.hiddenSize;
   const qDim = spec.numHeads * spec.headDim;
   const kvDim = spec.numKvHeads * spec.headDim;
   const I = spec.intermediateSize;
-  const mat = (name: string, out: number, inp: number, scale = 1 / Math.sqrt(inp)) => m.set(name, hostTensor(name, [out, inp], randomArray(out * inp, rand, scale), format));
+  const mat = (name: string, out: number, inp: number, scale = 1 / Math.sqrt(inp), f: WeightFormat = quant ?? format) => m.set(name, hostTensor(name, [out, inp], randomArray(out * inp, rand, scale), f));
   const vec = (name: string, n: number, scale: number, offset: number) => m.set(name, hostTensor(name, [n], randomArray(n, rand, scale, offset), 'f32'));
-  mat('model.embed_tokens.weight', spec.vocabSize, H, 1);
+  mat('model.embed_tokens.weight', spec.vocabSize, H, 1, format);
   for (let l = 0; l < spec.numLayers; l++) {
     const p = `model.layers.${l}.`;
     vec(p + 'input_layernorm.weight', H, 0.2, 1);
@@ -67,7 +72,7 @@ export function randomLlamaTensors(spec: ModelSpec, seed: number, format: Weight
     mat(p + 'mlp.down_proj.weight', H, I);
   }
   vec('model.norm.weight', H, 0.2, 1);
-  if (!spec.tieWordEmbeddings) mat('lm_head.weight', spec.vocabSize, H, 2 / Math.sqrt(H));
+  if (!spec.tieWordEmbeddings) mat('lm_head.weight', spec.vocabSize, H, 2 / Math.sqrt(H), format);
   return m;
 }
 

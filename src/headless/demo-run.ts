@@ -5,6 +5,8 @@ import { isSpeculative, type DraftKind } from '../app/modes.ts';
 import type { LiveEvent } from '../app/live-stats.ts';
 import type { GenerateMetrics, Mode, StopReason } from '../speculative/scheduler.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
+import type { DeviceEmulation } from '../common/device-emulation.ts';
+import type { EmulationReport, RunBound } from '../app/engine.ts';
 
 export interface DemoRequest {
   modelUrl: string;
@@ -17,6 +19,8 @@ export interface DemoRequest {
   width: number;
   depth: number;
   sampling: SamplingSettings;
+  /** Emulated dedicated devices (null: real compute). */
+  emulation: DeviceEmulation | null;
 }
 
 export interface DemoReport {
@@ -26,6 +30,8 @@ export interface DemoReport {
   stopReason: StopReason;
   metrics: GenerateMetrics;
   stageBusyMs: number[];
+  bound: RunBound | null;
+  emulation: EmulationReport | null;
 }
 
 declare global {
@@ -39,6 +45,7 @@ export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
     model: req.modelUrl,
     draft: req.draft === 'model' && isSpeculative(req.mode) ? req.draftUrl : null,
     stages: req.mode === 'single' ? 1 : req.stages,
+    emulation: req.emulation,
   });
   try {
     const info = await engine.load();
@@ -58,6 +65,8 @@ export async function demoLocal(req: DemoRequest): Promise<DemoReport> {
       stopReason: result.stopReason,
       metrics: result.metrics,
       stageBusyMs: result.stageBusyMs,
+      bound: result.bound,
+      emulation: result.emulation,
     };
   } finally {
     engine.dispose();

@@ -2,6 +2,8 @@
 // generation through the Engine, streamed to the command line as it commits.
 import { createEngine } from '../app/create-engine.ts';
 import type { GenerationReport, GenerationRequest } from '../app/engine.ts';
+import type { DeviceEmulation } from '../common/device-emulation.ts';
+import type { QuantFormat } from '../model/types.ts';
 
 /** What the command line sends: the model's location and stage count, plus the request. */
 export interface LocalRunRequest extends GenerationRequest {
@@ -14,6 +16,10 @@ export interface LocalRunRequest extends GenerationRequest {
   dumpLogits?: number;
   /** Stream text to the host as it is generated (Playwright exposes the function). */
   stream?: boolean;
+  /** Emulated dedicated devices (null: real compute). */
+  emulation?: DeviceEmulation | null;
+  /** Quantize the target's projection matrices on load (`--quant`). */
+  quant?: QuantFormat;
 }
 
 declare global {
@@ -23,10 +29,12 @@ declare global {
 }
 
 export async function runLocal(req: LocalRunRequest): Promise<GenerationReport> {
-  const { modelUrl, draftUrl, stages, dumpLogits, stream, ...request } = req;
+  const { modelUrl, draftUrl, stages, dumpLogits, stream, emulation, quant, ...request } = req;
   const engine = createEngine({
     model: modelUrl,
     draft: draftUrl,
+    emulation,
+    quant,
     stages: req.mode === 'single' ? 1 : (stages ?? 1),
     // Byte-level tokenizers give at most one token per byte.
     maxContext: (req.promptIds?.length ?? 0) + new TextEncoder().encode(req.prompt ?? '').length + req.maxNewTokens + 1,

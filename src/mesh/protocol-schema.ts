@@ -19,7 +19,7 @@
 import type { LevelPacket, ResultPacket, RequestConfig } from '../pipeline/contract.ts';
 
 export const PROTOCOL_MAGIC = 0x314d5053; // bytes 'S' 'P' 'M' '1'
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 32;
 
 /** The fixed header, in wire order. */
@@ -76,9 +76,10 @@ export type MeshMessage =
   | { type: 'info'; device: string; gbps: number; memoryBytes: number }
   /**
    * Leader -> stage: load layers [start, end) of the model at modelUrl, with KV for numSlots slots;
-   * send hidden states as `wire` and delay every message by hopDelayMs (the ring's simulated network).
+   * send hidden states as `wire` and delay every message by hopDelayMs (the ring's simulated network);
+   * emulate a dedicated device whose level takes at least stageFixedMs + stagePerRowMs * rows (0, 0: real time).
    */
-  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype; hopDelayMs: number }
+  | { type: 'load'; load: number; modelUrl: string; start: number; end: number; embed: boolean; head: boolean; numSlots: number; wire: PayloadDtype; hopDelayMs: number; stageFixedMs: number; stagePerRowMs: number }
   /** Stage -> leader: bytes of weights fetched so far for load `load`. */
   | { type: 'progress'; load: number; done: number; total: number }
   /** Stage -> leader: load `load` finished (error '' when it worked). */
@@ -88,7 +89,12 @@ export type MeshMessage =
   /** Leader -> stage: send your stats for `request`. */
   | { type: 'query'; request: number }
   /** Stage -> leader: its work on `request` and the round trip of its link to the next node. */
-  | { type: 'stats'; request: number; packets: number; rowsComputed: number; rowsDropped: number; busyMs: number; spanMs: number; nextRttP50Ms: number | null; nextRttP95Ms: number | null; nextRttSamples: number };
+  | {
+      type: 'stats'; request: number; packets: number; rowsComputed: number; rowsDropped: number; busyMs: number; spanMs: number;
+      nextRttP50Ms: number | null; nextRttP95Ms: number | null; nextRttSamples: number;
+      /** Levels that computed rows, how many overran the emulated budget, and the median level's time (padding included). */
+      levels: number; overruns: number; levelMsP50: number | null;
+    };
 
 export type MeshMessageType = MeshMessage['type'];
 
@@ -231,6 +237,8 @@ export const SCHEMAS: { readonly [T in MeshMessageType]: Schema<Body<T>> } = {
     fields: [
       u32('load'), u32('start'), u32('end'), u32('numSlots'), u32('hopDelayMs'),
       { kind: 'bits', names: ['embed', 'head'] }, { kind: 'enum', name: 'wire', codes: DTYPE_CODES }, str('modelUrl'),
+      // Version 2: the emulated dedicated device's cost per level (both 0: real time).
+      amount('stageFixedMs'), amount('stagePerRowMs'),
     ],
     invariant: (m) => (m.start < m.end ? undefined : `load of layers [${m.start}, ${m.end})`),
   },
@@ -243,6 +251,8 @@ export const SCHEMAS: { readonly [T in MeshMessageType]: Schema<Body<T>> } = {
     fields: [
       u32('request'), u32('packets'), u32('rowsComputed'), u32('rowsDropped'), u32('nextRttSamples'),
       amount('busyMs'), amount('spanMs'), amountOrNull('nextRttP50Ms'), amountOrNull('nextRttP95Ms'),
+      // Version 2: emulated devices' overruns and the stage's time per level.
+      u32('levels'), u32('overruns'), amountOrNull('levelMsP50'),
     ],
   },
 };

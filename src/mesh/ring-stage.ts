@@ -7,6 +7,7 @@ import type { StageRole } from '../model/types.ts';
 import type { RequestConfig } from '../pipeline/contract.ts';
 import { StageRunner, type StageCompute, type StageStats } from '../pipeline/stage-runner.ts';
 import { errorMessage } from '../common/errors.ts';
+import type { CostModel } from '../common/device-emulation.ts';
 
 /** A stage's compute whose KV can be emptied for a new request (src/gpu's Stage). */
 export interface ResettableCompute extends StageCompute {
@@ -39,7 +40,7 @@ interface Current {
 }
 
 export class RingStage {
-  private compute: { compute: ResettableCompute; role: StageRole; wire: PayloadDtype } | null = null;
+  private compute: { compute: ResettableCompute; role: StageRole; wire: PayloadDtype; cost: CostModel | null } | null = null;
   private current: Current | null = null;
   private chain: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
@@ -61,11 +62,14 @@ export class RingStage {
     }
   }
 
-  /** Installs this tab's compute (after a load); waits until no packet is being computed. */
-  async setCompute(compute: ResettableCompute | null, role: StageRole | null, wire: PayloadDtype = 'f32'): Promise<void> {
+  /**
+   * Installs this tab's compute (after a load); waits until no packet is being computed. `cost`
+   * emulates a dedicated device: each level takes at least its budget (see StageRunner).
+   */
+  async setCompute(compute: ResettableCompute | null, role: StageRole | null, wire: PayloadDtype = 'f32', cost: CostModel | null = null): Promise<void> {
     await this.enqueueAndWait(async () => {
       await this.retire();
-      this.compute = compute && role ? { compute, role, wire } : null;
+      this.compute = compute && role ? { compute, role, wire, cost } : null;
     });
   }
 
@@ -112,6 +116,7 @@ export class RingStage {
         if (c.role.embed && f.live) void this.port.sendLeader({ type: 'credit', request: config.request, processed: f.processed }).catch(() => undefined);
         this.wakeIdle();
       },
+      { cost: c.cost },
     );
     runner.onError = (e) => {
       f.failed = true;

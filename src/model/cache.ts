@@ -1,5 +1,6 @@
 // Raw tensor bytes cached in IndexedDB (idb-keyval), keyed by file URL + size/etag + tensor name,
-// so a changed file never serves stale bytes. The cache is an optimisation only: a read that fails
+// so a changed file never serves stale bytes; a tensor quantized on load is cached quantized, under
+// the same key plus its format ('|q8_0', '|q4_0'). The cache is an optimisation only: a read that fails
 // or returns the wrong length is a miss, and a write that fails (quota, private mode) is dropped.
 import { createStore, delMany, getMany, setMany, clear, keys, type UseStore } from 'idb-keyval';
 import type { FileStat } from './source.ts';
@@ -19,8 +20,9 @@ export interface TensorCache {
 export const CACHE_DB = 'specpipe-weights';
 export const CACHE_STORE = 'tensors';
 
-export function weightCacheKey(fileUrl: string, stat: FileStat, tensor: string): string {
-  return `${fileUrl}|${stat.size}|${stat.etag ?? ''}|${tensor}`;
+/** The cache key of a tensor's raw bytes, or (with `variant`, e.g. 'q4_0') of its bytes in that form. */
+export function weightCacheKey(fileUrl: string, stat: FileStat, tensor: string, variant?: string): string {
+  return `${fileUrl}|${stat.size}|${stat.etag ?? ''}|${tensor}${variant ? `|${variant}` : ''}`;
 }
 
 let store: UseStore | null = null;

@@ -1,11 +1,12 @@
 // Which tensors a stage needs, where they are (safetensors headers, possibly sharded), and loading
 // exactly those bytes: from the IndexedDB cache, else with Range reads of contiguous runs, converted
 // to the GPU's weight format and checked (shape, finiteness) on the way.
-import type { HostTensor, ModelSpec, SourceDtype, StageRole, WeightFormat } from './types.ts';
+import type { DenseFormat, HostTensor, ModelSpec, QuantFormat, SourceDtype, StageRole, WeightFormat } from './types.ts';
 import type { FileStat, ModelSource } from './source.ts';
 import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
 import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
 import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
+import { dequantizeMatrix, isQuantFormat, quantBytes, quantizeMatrix, quantizeTensor, QUANT_BLOCK } from './quant.ts';
 import { BadRequestError, ModelFormatError } from '../common/errors.ts';
 import { once } from '../common/once.ts';
 
@@ -49,6 +50,11 @@ export function layerTensorShapes(spec: ModelSpec, l: number): [string, number[]
     [`${p}mlp.down_proj.weight`, [h, i]],
   );
   return out;
+}
+
+/** The projection matrices of a layer (q/k/v/o, gate/up/down): the tensors `quant` quantizes. */
+export function isProjectionWeight(name: string): boolean {
+  return /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/.test(name);
 }
 
 export const EMBED = 'model.embed_tokens.weight';
@@ -176,7 +182,7 @@ export function validateTensorIndex(index: TensorIndex, spec: ModelSpec): string
 }
 
 /** 'auto': f16 when most of the role's bytes are F16, else f32 (F32 and BF16 sources). */
-export function resolveWeightFormat(index: TensorIndex, names: string[], format: WeightFormat | 'auto' = 'auto'): WeightFormat {
+export function resolveWeightFormat(index: TensorIndex, names: string[], format: DenseFormat | 'auto' = 'auto'): DenseFormat {
   if (format !== 'auto') return format;
   let f16 = 0;
   let other = 0;
@@ -216,7 +222,7 @@ function unflatten(i: number, shape: number[]): number[] {
  * Converts a tensor's raw little-endian bytes into `format`, rejecting NaN/Inf and values that
  * overflow f16. The result owns its buffer (transferable without dragging a larger response along).
  */
-export function convertTensor(info: TensorInfo, bytes: Uint8Array, format: WeightFormat): HostTensor {
+export function convertTensor(info: TensorInfo, bytes: Uint8Array, format: DenseFormat): HostTensor {
   const dtype = info.dtype;
   if (!isSourceDtype(dtype)) throw new WeightError(`${info.file}: tensor "${info.name}" has unsupported dtype ${dtype}`);
   const n = bytes.byteLength / SAFETENSORS_DTYPE_BYTES[dtype];
@@ -270,7 +276,17 @@ function overflow(info: TensorInfo, i: number, value: number): WeightError {
 }
 
 export interface LoadStageOptions {
-  format?: WeightFormat | 'auto';
+  /** Format of the tensors that are not quantized ('auto': f16 for F16 checkpoints, else f32). */
+  format?: DenseFormat | 'auto';
+  /**
+   * Quantize the projection matrices (q/k/v/o, gate/up/down) to GGML blocks as they load; the
+   * embedding, norms and LM head stay in `format`. A matrix whose input size is not a multiple of
+   * 32 cannot be cut into blocks and stays in `format` too, with a warning in the source's
+   * warnings (llama.cpp's quantizer refuses such a model for Q8_0 / Q4_0). The
+   * quantized tensors are what the cache keeps (keyed with the format), so a reload does not
+   * quantize again.
+   */
+  quant?: QuantFormat;
   /** Bytes done / total over the source bytes of the tensors this role needs. */
   onProgress?: (done: number, total: number) => void;
   /** Use the IndexedDB cache (default true; always off where there is no IndexedDB). */
@@ -343,6 +359,7 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
     return info;
   });
   const format = resolveWeightFormat(index, names, opts.format);
+  const quantOf = quantPlan(infos, opts.quant, format, source.warnings);
   const total = infos.reduce((a, t) => a + (t.end - t.start), 0);
   let done = 0;
   const progress = (bytes: number): void => {
@@ -351,13 +368,22 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   };
   opts.onProgress?.(0, total);
   const out = new Map<string, HostTensor>();
+  /** The tensor from its raw bytes: converted to `format`, or quantized. */
+  const load = (t: TensorInfo, raw: Uint8Array): HostTensor => {
+    const q = quantOf(t);
+    return q ? quantizeTensor(convertTensor(t, raw, 'f32').data as Float32Array, t, q) : convertTensor(t, raw, format);
+  };
 
-  // 1. Cache hits.
+  // 1. Cache hits: raw bytes, or the quantized tensor (under a key naming its format).
   const cache: TensorCache | null = opts.cache === false ? null : openWeightCache((m) => source.warnings.push(m));
   const keyOf = (t: TensorInfo): string | null => {
     const url = source.cacheKey(t.file);
     const stat = index.files.get(t.file);
-    return url && stat ? weightCacheKey(url, stat, t.name) : null;
+    return url && stat ? weightCacheKey(url, stat, t.name, quantOf(t) ?? undefined) : null;
+  };
+  const cachedBytes = (t: TensorInfo): number => {
+    const q = quantOf(t);
+    return q ? quantBytes(t.shape, q) : t.end - t.start;
   };
   let missing = infos;
   if (cache) {
@@ -369,18 +395,18 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
     for (let i = 0; i < hits.length; ) {
       const batch: TensorInfo[] = [];
       let bytes = 0;
-      while (i < hits.length && (batch.length === 0 || bytes + hits[i].end - hits[i].start <= limit)) {
-        bytes += hits[i].end - hits[i].start;
+      while (i < hits.length && (batch.length === 0 || bytes + cachedBytes(hits[i]) <= limit)) {
+        bytes += cachedBytes(hits[i]);
         batch.push(hits[i++]);
       }
       signal?.throwIfAborted();
-      const got = await cache.getMany(batch.map((t) => ({ key: keyOf(t) as string, bytes: t.end - t.start })));
+      const got = await cache.getMany(batch.map((t) => ({ key: keyOf(t) as string, bytes: cachedBytes(t) })));
       batch.forEach((t, k) => {
         const raw = got[k];
-        if (raw) {
-          out.set(t.name, convertTensor(t, raw, format));
-          progress(raw.byteLength);
-        }
+        if (!raw) return;
+        const q = quantOf(t);
+        out.set(t.name, q ? { name: t.name, shape: [...t.shape], format: q, data: new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) } : convertTensor(t, raw, format));
+        progress(t.end - t.start);
       });
     }
     missing = infos.filter((t) => !out.has(t.name));
@@ -397,9 +423,10 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
       const toCache: { key: string; data: Uint8Array }[] = [];
       for (const t of run.tensors) {
         const raw = bytes.subarray(t.start - run.start, t.end - run.start);
-        out.set(t.name, convertTensor(t, raw, format));
+        const ht = load(t, raw);
+        out.set(t.name, ht);
         const key = keyOf(t);
-        if (cache && key) toCache.push({ key, data: raw });
+        if (cache && key) toCache.push({ key, data: quantOf(t) ? new Uint8Array(ht.data.buffer, ht.data.byteOffset, ht.data.byteLength) : raw });
       }
       if (cache) await cache.putMany(toCache);
       progress(bytes.byteLength);
@@ -413,16 +440,52 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   return new Map(names.map((name) => [name, out.get(name) as HostTensor]));
 }
 
-/** The tensor's values as f32 (f16 bit patterns widened). */
+/**
+ * Which tensors `quant` applies to: the projection matrices whose input size is a multiple of 32.
+ * The others among the projections stay `format`, with one warning per kind of matrix: a partial
+ * block does not exist in GGML (llama-quantize stops with "Unsupported tensor size encountered"
+ * there; its k-quants fall back to another type, down to F16), and a model with such a matrix is
+ * still worth quantizing everywhere else.
+ */
+function quantPlan(infos: TensorInfo[], quant: QuantFormat | undefined, format: DenseFormat, warnings: string[]): (t: TensorInfo) => QuantFormat | null {
+  if (quant === undefined) return () => null;
+  if (!isQuantFormat(quant)) throw new BadRequestError(`quant must be one of q8_0, q4_0, got ${JSON.stringify(quant)}`);
+  const kept = new Map<string, { layers: number; cols: number }>();
+  const quantized = new Set<string>();
+  for (const t of infos) {
+    if (!isProjectionWeight(t.name)) continue;
+    if (t.shape[1] % QUANT_BLOCK === 0) {
+      quantized.add(t.name);
+      continue;
+    }
+    const kind = t.name.replace(/^model\.layers\.\d+\./, '');
+    const k = kept.get(kind) ?? { layers: 0, cols: t.shape[1] };
+    k.layers++;
+    kept.set(kind, k);
+  }
+  for (const [kind, k] of kept) {
+    const w = `${quant.toUpperCase()}: ${kind} (${k.layers} layer${k.layers === 1 ? '' : 's'}) has input size ${k.cols}, not a multiple of ${QUANT_BLOCK}; it stays ${format}`;
+    if (!warnings.includes(w)) warnings.push(w);
+  }
+  return (t) => (quantized.has(t.name) ? quant : null);
+}
+
+/** The tensor's values as f32 (f16 bit patterns widened, quantized blocks dequantized). */
 export function tensorF32(t: HostTensor): Float32Array {
   if (t.format === 'f32') return t.data as Float32Array;
+  if (isQuantFormat(t.format)) return dequantizeMatrix(t.data as Uint32Array, t.shape, t.format, t.name);
   const table = f16ToF32Table();
   return Float32Array.from(t.data as Uint16Array, (h) => table[h]);
 }
 
-/** The tensor's values in `format`: f32, or f16 bit patterns (rounded to nearest even). */
-export function tensorIn(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array {
+/**
+ * The tensor's data in `format`: f32 values, f16 bit patterns (rounded to nearest even), or
+ * quantized blocks (of its f32 values; the same data when it already is in `format`).
+ * @throws ModelFormatError when quantizing a tensor whose input size is not a multiple of 32.
+ */
+export function tensorIn(t: HostTensor, format: WeightFormat): Float32Array | Uint16Array | Uint32Array {
   if (t.format === format) return t.data;
   if (format === 'f32') return tensorF32(t);
-  return Uint16Array.from(t.data as Float32Array, f32ToF16Bits);
+  if (format === 'f16') return Uint16Array.from(tensorF32(t), f32ToF16Bits);
+  return quantizeMatrix(tensorF32(t), t.shape, format, t.name);
 }

@@ -2,13 +2,15 @@
 // upload them.
 import type { LoadedModel } from '../model/index.ts';
 import { loadStageTensors } from '../model/index.ts';
-import type { StageRole, WeightFormat } from '../model/types.ts';
+import type { DenseFormat, QuantFormat, StageRole } from '../model/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { Stage } from '../gpu/stage.ts';
 
 export interface BuildStageOptions {
   numSlots: number;
-  format?: WeightFormat | 'auto';
+  format?: DenseFormat | 'auto';
+  /** Quantize the projection matrices as they load (see LoadStageOptions.quant). */
+  quant?: QuantFormat;
   cache?: boolean;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -17,6 +19,7 @@ export interface BuildStageOptions {
 export async function buildStage(ctx: GpuContext, model: LoadedModel, role: StageRole, opts: BuildStageOptions): Promise<Stage> {
   const tensors = await loadStageTensors(model.source, model.spec, role, {
     format: opts.format ?? 'auto',
+    quant: opts.quant,
     cache: opts.cache,
     onProgress: opts.onProgress,
     signal: opts.signal,

@@ -2,6 +2,7 @@
 // single-tab mode (one stage) and the reference the ring of tabs must match.
 import type { StageRole } from '../model/types.ts';
 import type { LevelPacket, Pipeline, RequestConfig, ResultPacket } from './contract.ts';
+import type { CostModel } from '../common/device-emulation.ts';
 import { StageRunner, type PacketTrace, type StageCompute, type StageStats } from './stage-runner.ts';
 
 export class LocalPipeline implements Pipeline {
@@ -13,7 +14,8 @@ export class LocalPipeline implements Pipeline {
   onPacket: ((stage: number, p: PacketTrace) => void) | null = null;
 
   constructor(
-    stages: { compute: StageCompute; role: StageRole }[],
+    /** Each stage's compute and layers; `cost` emulates a dedicated device for it (see StageRunner). */
+    stages: { compute: StageCompute; role: StageRole; cost?: CostModel | null }[],
     readonly numSlots: number,
     /** Levels stage 1 may hold queued beyond the one it computes. */
     private readonly depth = 1,
@@ -33,6 +35,7 @@ export class LocalPipeline implements Pipeline {
           }
         },
         () => this.wake(),
+        { cost: stages[i].cost },
       );
       runner.onPacket = (p) => this.onPacket?.(i, p);
       runner.onError = (e) => {

@@ -4,6 +4,8 @@
 import type { RowBatch, RowSampling, StageOutput } from '../gpu/types.ts';
 import type { StageRole } from '../model/types.ts';
 import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './contract.ts';
+import { onEmulatedDevice, REAL_CLOCK, type CostModel, type EmulationClock } from '../common/device-emulation.ts';
+import { percentile } from '../common/numerics.ts';
 
 /** What the runner needs from a stage's compute (src/gpu's Stage satisfies it). */
 export interface StageCompute {
@@ -18,6 +20,19 @@ export interface StageStats {
   rowsComputed: number;
   rowsDropped: number;
   busyMs: number;
+  /** Packets that computed at least one row (the levels an emulated device is charged for). */
+  levels: number;
+  /** Levels whose real compute took longer than the emulated budget (0 without emulation). */
+  overruns: number;
+  /** Median time of a level that computed rows, padding included: the stage's time per level. */
+  levelMsP50: number | null;
+}
+
+/** How a runner computes: an emulated dedicated device's cost per level (see common/device-emulation.ts). */
+export interface StageRunnerOptions {
+  /** Each level that computes rows takes at least fixedMs + perRowMs * rows (null: real time). */
+  cost?: CostModel | null;
+  clock?: EmulationClock;
 }
 
 /** One packet as a stage handled it: for live views of the pipeline (which level is where). */
@@ -37,7 +52,9 @@ export class StageRunner {
   private computing = false;
   private epoch = 0;
   private config: RequestConfig = { request: 0, temperature: 0, topK: 0, topP: 1 };
-  readonly stats: StageStats = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0 };
+  private readonly counts = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, levels: 0, overruns: 0 };
+  private readonly levelMs: number[] = [];
+  private readonly clock: EmulationClock;
   /** Called with any error of a forward; the runner stops taking packets after one. */
   onError: (e: Error) => void = (e) => console.error(e);
   /** Called after each packet is computed, before it is passed on. */
@@ -50,7 +67,15 @@ export class StageRunner {
     private readonly emit: StageEmit,
     /** Called after every packet (flow control: stage 1 has room again). */
     private readonly onProcessed: () => void = () => undefined,
-  ) {}
+    private readonly options: StageRunnerOptions = {},
+  ) {
+    this.clock = options.clock ?? REAL_CLOCK;
+  }
+
+  /** What this runner did so far. */
+  get stats(): StageStats {
+    return { ...this.counts, levelMsP50: percentile(this.levelMs, 0.5) };
+  }
 
   configure(config: RequestConfig): void {
     this.config = config;
@@ -109,20 +134,24 @@ export class StageRunner {
   }
 
   private async process(packet: LevelPacket): Promise<void> {
-    const t0 = performance.now();
+    const c = this.counts;
+    const t0 = this.clock.now();
     this.applyVerdict(packet.verdict);
     const keep = this.aliveRows(packet);
-    this.stats.packets++;
-    this.stats.rowsDropped += packet.rows.length - keep.length;
+    c.packets++;
+    c.rowsDropped += packet.rows.length - keep.length;
     const rows: RowMeta[] = keep.map((i) => packet.rows[i]);
     const logitsRows = packet.logitsRows.map((i) => keep.indexOf(i)).filter((i) => i >= 0);
     let out: StageOutput = {};
     if (rows.length > 0) {
-      out = await this.compute.forward(this.batchOf(packet, rows, keep, logitsRows));
-      this.stats.rowsComputed += rows.length;
+      const batch = this.batchOf(packet, rows, keep, logitsRows);
+      // On an emulated device the level takes its budget; the next one waits like on a real device.
+      out = await onEmulatedDevice(this.options.cost ?? null, rows.length, c, () => this.compute.forward(batch), this.clock);
+      c.rowsComputed += rows.length;
     }
-    const t1 = performance.now();
-    this.stats.busyMs += t1 - t0;
+    const t1 = this.clock.now();
+    c.busyMs += t1 - t0;
+    if (rows.length > 0) this.levelMs.push(t1 - t0);
     this.onPacket?.({ step: packet.step, epoch: packet.epoch, rowsComputed: rows.length, rowsDropped: packet.rows.length - keep.length, startMs: t0, endMs: t1 });
     if (this.role.head) {
       this.emit({

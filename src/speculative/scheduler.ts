@@ -10,7 +10,7 @@
 // target's logits with positionUniform(seed, n); a speculative source only changes when it is known.
 
 import type { LevelPacket, Pipeline, ResultPacket, RowMeta } from '../pipeline/contract.ts';
-import { percentile } from '../common/numerics.ts';
+import { specpipeBound, tbtSummary, tokensPerStep } from './metrics.ts';
 import { GREEDY, positionUniform, type SamplingSettings } from './sampling.ts';
 import { SlotAllocator } from './slots.ts';
 import type { FrontierNode, SourceNode, SpeculativeSource } from './source.ts';
@@ -66,7 +66,11 @@ export interface GenerateMetrics {
   committedTokens: number;
   /** Prompt start to first committed token. */
   ttftMs: number | null;
-  /** Time between consecutive committed tokens. */
+  /** First emitted token to the last (metrics.ts: the one definition of decode speed). */
+  decodeMs: number | null;
+  /** Mean time between emitted tokens: decodeMs / (tokens - 1). */
+  tbtMeanMs: number | null;
+  /** Percentiles of the time between consecutive emitted tokens. */
   tbtP50Ms: number | null;
   tbtP95Ms: number | null;
   totalMs: number;
@@ -76,7 +80,11 @@ export interface GenerateMetrics {
    */
   steps: number | null;
   stepsToFirstToken: number | null;
-  /** Committed tokens after the first / steps from the first to the last commit. */
+  /**
+   * Committed tokens after the first / steps from the first to the last commit: on a step clock
+   * (the simulator) exact; on a ring this run's own measured step over the mean TBT (the bench
+   * measures every mode against pp's step instead).
+   */
   tokensPerStep: number | null;
   /**
    * Over committed tokens but the one that ended generation: hits (the target token was an alive
@@ -86,9 +94,9 @@ export interface GenerateMetrics {
   hits: number;
   misses: number;
   hitRate: number | null;
-  /** 1 / (p + (1-p) S): tokens per step SpecPipe should reach with hit rate p. */
+  /** 1 / (p + (1-p) S): tokens per step SpecPipe should reach with hit rate p (pp: p = 0; null for tree, whose law is per round). */
   boundTokensPerStep: number | null;
-  /** S / (p + (1-p) S): the matching speedup over PP. */
+  /** S / (p + (1-p) S): the matching speedup over PP (null for tree). */
   boundSpeedupOverPp: number | null;
   levelsSent: number;
   rowsSent: number;
@@ -110,12 +118,6 @@ export interface GenerateResult {
   metrics: GenerateMetrics;
 }
 
-/** Steps per token p + (1-p) S, as tokens per step. */
-export function specpipeBound(p: number, stages: number): { tokensPerStep: number; speedupOverPp: number } {
-  const stepsPerToken = p + (1 - p) * stages;
-  return { tokensPerStep: 1 / stepsPerToken, speedupOverPp: stages / stepsPerToken };
-}
-
 /** KV slots a generation needs beyond its text: the in-flight tree, as generate() reserves them. */
 export function reservedSlots(mode: Mode, numStages: number, opts: Pick<GenerateOptions, 'width' | 'maxDepth' | 'treeDepth' | 'treeWidth'> = {}): number {
   if (mode === 'specpipe') return (opts.maxDepth ?? numStages) * (opts.width ?? 1) + 2;
@@ -125,7 +127,7 @@ export function reservedSlots(mode: Mode, numStages: number, opts: Pick<Generate
 
 function emptyMetrics(mode: Mode, stages: number, promptTokens: number): GenerateMetrics {
   return {
-    mode, stages, promptTokens, committedTokens: 0, ttftMs: null, tbtP50Ms: null, tbtP95Ms: null, totalMs: 0,
+    mode, stages, promptTokens, committedTokens: 0, ttftMs: null, decodeMs: null, tbtMeanMs: null, tbtP50Ms: null, tbtP95Ms: null, totalMs: 0,
     steps: null, stepsToFirstToken: null, tokensPerStep: null, hits: 0, misses: 0, hitRate: null,
     boundTokensPerStep: null, boundSpeedupOverPp: null, levelsSent: 0, rowsSent: 0, staleResults: 0, epochs: 0,
     treeRounds: 0, tokensPerRound: null, draftCalls: 0, draftMs: 0,
@@ -186,6 +188,7 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
   let lastEpochSent = -1;
   const commitTimes: number[] = [];
   const commitSteps: number[] = [];
+  const emitTimes: number[] = [];
 
   const send = (rows: RowMeta[]): void => {
     const verdict = alloc.hasPending || tree.epoch !== lastEpochSent ? alloc.takeVerdict(tree.epoch) : null;
@@ -258,6 +261,7 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
       if (eos.has(x)) stop = 'eos';
       else {
         tokens.push(x);
+        emitTimes.push(commitTimes[commitTimes.length - 1]);
         o.onToken?.(x, tokens.length - 1, out.hit);
         if (tokens.length >= o.maxNewTokens || out.position >= maxLen - 1) stop = 'length';
       }
@@ -341,9 +345,11 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
   const end = now();
   m.totalMs = end - t0;
   if (commitTimes.length) m.ttftMs = commitTimes[0] - t0;
-  const tbt = commitTimes.slice(1).map((t, i) => t - commitTimes[i]);
-  m.tbtP50Ms = percentile(tbt, 0.5);
-  m.tbtP95Ms = percentile(tbt, 0.95);
+  const tbt = tbtSummary(emitTimes);
+  m.decodeMs = tbt.decodeMs;
+  m.tbtMeanMs = tbt.meanMs;
+  m.tbtP50Ms = tbt.p50Ms;
+  m.tbtP95Ms = tbt.p95Ms;
   const stepNow = pipeline.stepCount();
   if (stepNow !== null && step0 !== null) {
     m.steps = stepNow - step0;
@@ -352,19 +358,20 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     if (span > 0) m.tokensPerStep = (commitSteps.length - 1) / span;
   } else {
     const stepMs = pipeline.stepTimeMs?.() ?? null;
-    const span = commitTimes.length > 1 ? commitTimes[commitTimes.length - 1] - commitTimes[0] : 0;
-    if (stepMs && span > 0) {
+    if (stepMs) {
       m.steps = m.totalMs / stepMs;
       if (m.ttftMs !== null) m.stepsToFirstToken = m.ttftMs / stepMs;
-      m.tokensPerStep = (commitTimes.length - 1) / (span / stepMs);
+      m.tokensPerStep = tokensPerStep(stepMs, m.tbtMeanMs);
     }
   }
   if (m.hits + m.misses > 0) {
     const p = m.hits / (m.hits + m.misses);
     m.hitRate = p;
-    const b = specpipeBound(p, S);
-    m.boundTokensPerStep = b.tokensPerStep;
-    m.boundSpeedupOverPp = b.speedupOverPp;
+    if (mode !== 'tree') {
+      const b = specpipeBound(p, S);
+      m.boundTokensPerStep = b.tokensPerStep;
+      m.boundSpeedupOverPp = b.speedupOverPp;
+    }
   }
   if (m.treeRounds > 0) m.tokensPerRound = m.committedTokens / m.treeRounds;
   return { tokens, stopReason: stop ?? 'length', metrics: m };

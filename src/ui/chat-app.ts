@@ -1,11 +1,11 @@
 // The chat page's controller: settings -> load (progress) -> generate (streaming, stop) -> stats,
 // with the target's stages in this tab (LocalSession) or in the room's stage tabs (MeshBackend).
 import { urlSource } from '../model/index.ts';
-import { tokensPerSecond } from '../app/generation.ts';
-import type { GenerateMetrics } from '../speculative/scheduler.ts';
-import { LiveStats } from '../app/live-stats.ts';
+import { LiveStats, statsLaw } from '../app/live-stats.ts';
+import { boundLine, emulationLine } from '../app/report-text.ts';
+import { emulationText } from '../common/device-emulation.ts';
 import { isSpeculative } from '../app/modes.ts';
-import type { EnginePhase } from '../app/engine.ts';
+import type { EnginePhase, GenerationReport } from '../app/engine.ts';
 import type { MeshEngine } from '../app/mesh-engine.ts';
 import { byId, el } from './dom.ts';
 import { errorMessage } from '../common/errors.ts';
@@ -89,12 +89,17 @@ class StatsPainter {
   }
 }
 
-function finalRows(m: GenerateMetrics, emitted: number, stop: string): [string, string][] {
+/** The report's own figures, next to its conditions (the same definitions as the command line's). */
+function finalRows(r: Pick<GenerationReport, 'metrics' | 'timings' | 'bound' | 'emulation' | 'stopReason'>): [string, string][] {
+  const m = r.metrics;
+  const specBound = m.boundTokensPerStep === null ? '' : `, bound ${m.boundTokensPerStep.toFixed(2)} tokens/step, ${m.boundSpeedupOverPp?.toFixed(2)}x over pp`;
   return [
     ['first token', m.ttftMs === null ? '–' : `${m.ttftMs.toFixed(0)} ms`],
-    ['decode tokens/s (final)', tokensPerSecond(emitted, m)?.toFixed(1) ?? '–'],
-    ['hit rate (final)', m.hitRate === null ? '–' : `${(m.hitRate * 100).toFixed(0)}%, bound ${m.boundTokensPerStep?.toFixed(2)} tokens/step, ${m.boundSpeedupOverPp?.toFixed(2)}x over pp`],
-    ['stop', stop],
+    ['decode tokens/s (final)', r.timings.tokensPerSecond?.toFixed(1) ?? '–'],
+    ['hit rate (final)', m.hitRate === null ? '–' : `${(m.hitRate * 100).toFixed(0)}%${specBound}`],
+    ['bound (final)', boundLine(r.bound, r.timings.tbtMeanMs)],
+    ['devices', emulationLine(r.emulation)],
+    ['stop', r.stopReason],
   ];
 }
 
@@ -174,6 +179,7 @@ export class ChatApp {
       draft: wantsDraft ? choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles) : null,
       stages: s.placement === 'tab' ? s.stages : 1,
       context: s.context,
+      emulation: s.emulation,
       onProgress: ({ part, done, total }) => {
         if (!fresh) this.ui.progress.clear();
         fresh = true;
@@ -222,10 +228,9 @@ export class ChatApp {
     const tokenizer = engine.info!.tokenizer!;
     const prompt = show(template);
     const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
-    const speculative = isSpeculative(s.mode);
-    const live = new LiveStats(engine.numStages, speculative && s.draft !== 'none');
+    const live = new LiveStats(engine.numStages, statsLaw(s.mode, s.draft));
     const trace: PipelineTrace = { stages: engine.numStages, packets: [], commits: [] };
-    const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab`]);
+    const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab; ${emulationText(s.emulation)}`]);
     this.ui.status.textContent = `generating (${s.mode})…`;
     const result = await engine.generate(
       { mode: s.mode, promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, draft: s.draft, width: s.width, depth: s.depth },
@@ -245,7 +250,7 @@ export class ChatApp {
         },
       },
     ).report;
-    painter.finish([...finalRows(result.metrics, result.tokens.length, result.stopReason), ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')]]);
+    painter.finish([...finalRows(result), ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')]]);
     this.ui.status.textContent = `done: ${result.tokens.length} tokens (${result.stopReason})`;
     return template;
   }
@@ -263,6 +268,7 @@ export class ChatApp {
       stages: s.stages,
       hopDelayMs: s.hopDelayMs,
       context: s.context,
+      emulation: s.emulation,
       onStatus: (st) => renderMeshView(this.ui.meshView, st),
       signal,
     });
@@ -275,8 +281,8 @@ export class ChatApp {
     const { engine, modelUrl } = await this.openMesh(s, signal);
     const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
-    const live = new LiveStats(s.stages, isSpeculative(s.mode) && s.draft !== 'none');
-    const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms`]);
+    const live = new LiveStats(s.stages, statsLaw(s.mode, s.draft));
+    const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms; ${emulationText(s.emulation)}`]);
     this.ui.status.textContent = `generating (${s.mode}, mesh)…`;
     const tokenizer = engine.info!.tokenizer;
     if (!tokenizer) throw new Error('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
@@ -294,7 +300,7 @@ export class ChatApp {
     ).report;
     if (engine.status) renderMeshView(this.ui.meshView, engine.status);
     painter.finish([
-      ...finalRows(report.metrics, report.tokens.length, report.stopReason),
+      ...finalRows(report),
       ['stage busy', report.stageStats.map((st) => `${(st.busyFraction * 100).toFixed(0)}%`).join(' / ')],
       ['ring trip p50 / p95', `${report.ringTripP50Ms?.toFixed(1) ?? '–'} / ${report.ringTripP95Ms?.toFixed(1) ?? '–'} ms`],
     ]);

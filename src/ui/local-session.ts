@@ -5,6 +5,7 @@ import { createEngine } from '../app/create-engine.ts';
 import type { ModelLocation, TabEngine } from '../app/tab-engine.ts';
 import { loadOrDispose, type EnginePhase, type LoadProgress } from '../app/engine.ts';
 import { BadRequestError } from '../common/errors.ts';
+import { costText, type DeviceEmulation } from '../common/device-emulation.ts';
 import { chatTemplateOf, type ChatTemplate } from './chat-template.ts';
 
 export type ModelChoice = { kind: 'url'; url: string } | { kind: 'files'; files: File[] };
@@ -15,6 +16,8 @@ export interface SessionRequest {
   draft: ModelChoice | null;
   stages: number;
   context: number;
+  /** Emulated dedicated devices (null: real compute). */
+  emulation: DeviceEmulation | null;
   onProgress?: (p: LoadProgress) => void;
   /** The engine's phase changes (a lost GPU device turns it 'failed'). */
   onPhase?: (phase: EnginePhase, error: Error | null) => void;
@@ -45,10 +48,10 @@ export class LocalSession {
 
   /** The loaded engine for `req`, reusing the current one when nothing that matters changed. */
   async ensure(req: SessionRequest): Promise<LoadedSession> {
-    const key = [keyOf(req.target), keyOf(req.draft), req.stages, req.context].join('\n');
+    const key = [keyOf(req.target), keyOf(req.draft), req.stages, req.context, costText(req.emulation?.stageMs ?? null), costText(req.emulation?.draftMs ?? null)].join('\n');
     if (this.current?.key === key && this.current.engine.phase !== 'failed') return this.current;
     this.unload();
-    const engine = createEngine({ model: locationOf(req.target), draft: req.draft ? locationOf(req.draft) : null, stages: req.stages, maxContext: req.context, onPhase: req.onPhase });
+    const engine = createEngine({ model: locationOf(req.target), draft: req.draft ? locationOf(req.draft) : null, stages: req.stages, maxContext: req.context, emulation: req.emulation, onPhase: req.onPhase });
     const info = await loadOrDispose(engine, { onProgress: req.onProgress, signal: req.signal });
     this.current = { key, engine, template: null };
     if (!info.tokenizer) throw new BadRequestError('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');

@@ -6,6 +6,7 @@ import type { MeshStatus } from '../app/mesh-types.ts';
 import { loadOrDispose } from '../app/engine.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 import type { RoomParams } from './room.ts';
+import { costText, type DeviceEmulation } from '../common/device-emulation.ts';
 
 export interface MeshRequest {
   modelUrl: string;
@@ -13,6 +14,8 @@ export interface MeshRequest {
   stages: number;
   hopDelayMs: number;
   context: number;
+  /** Emulated dedicated devices (null: real compute). */
+  emulation: DeviceEmulation | null;
   onStatus: (s: MeshStatus) => void;
   signal: AbortSignal;
 }
@@ -24,7 +27,7 @@ export class MeshBackend {
 
   /** The loaded engine for `req`; waits (abortable) until enough stages have joined and loaded. */
   async ensure(req: MeshRequest): Promise<MeshEngine> {
-    const key = [req.modelUrl, req.draftUrl, req.stages, req.hopDelayMs, req.context].join('\n');
+    const key = [req.modelUrl, req.draftUrl, req.stages, req.hopDelayMs, req.context, costText(req.emulation?.stageMs ?? null), costText(req.emulation?.draftMs ?? null)].join('\n');
     const phase = this.current?.engine.phase;
     if (this.current?.key === key && phase !== 'failed' && phase !== 'closed') return this.current.engine;
     this.close();
@@ -36,6 +39,7 @@ export class MeshBackend {
       modelUrl: req.modelUrl,
       draftUrl: req.draftUrl ?? undefined,
       hopDelayMs: req.hopDelayMs,
+      emulation: req.emulation,
       maxContext: req.context,
       name: 'leader',
       tuning: TAB_LINK_TUNING,

@@ -2,6 +2,7 @@
 import type { Mode } from '../speculative/scheduler.ts';
 import { MODES, DRAFT_KINDS, MAX_DEPTH, MAX_WIDTH, type DraftKind } from '../app/modes.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
+import { emulating, parseCost, type CostModel, type DeviceEmulation } from '../common/device-emulation.ts';
 
 export type Placement = 'tab' | 'mesh';
 
@@ -20,6 +21,8 @@ export interface ChatSettings {
   maxTokens: number;
   /** Longest prompt + output the KV cache holds. */
   context: number;
+  /** Emulated dedicated devices (stage and draft costs, 'A' or 'A:B' ms); null: off (the default). */
+  emulation: DeviceEmulation | null;
 }
 
 export class SettingsError extends Error {
@@ -44,9 +47,19 @@ function oneOf<T extends string>(get: (name: string) => string, name: string, va
   return v;
 }
 
+function cost(get: (name: string) => string, name: string): CostModel | null {
+  try {
+    return parseCost(get(name), name);
+  } catch (e) {
+    throw new SettingsError(e instanceof Error ? e.message : String(e));
+  }
+}
+
 /** Reads settings by form field name (FormData.get, or a plain record in tests). */
 export function parseSettings(get: (name: string) => string): ChatSettings {
   const mode = oneOf(get, 'mode', MODES);
+  const devices: DeviceEmulation = { stageMs: cost(get, 'stage-ms'), draftMs: cost(get, 'draft-ms') };
+  const emulated = emulating(devices) ? devices : null;
   return {
     mode,
     placement: mode === 'single' ? 'tab' : oneOf(get, 'placement', ['tab', 'mesh'] as const),
@@ -63,5 +76,6 @@ export function parseSettings(get: (name: string) => string): ChatSettings {
     },
     maxTokens: int(get, 'max-tokens', 1, 4096),
     context: int(get, 'context', 16, 32768),
+    emulation: emulated,
   };
 }

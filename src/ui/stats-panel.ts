@@ -9,6 +9,7 @@ export function renderStats(root: HTMLElement, s: StatsSnapshot, extra: [string,
   const rows: [string, string][] = [
     ['tokens', String(s.tokens)],
     ['tokens/s', fmt(s.tokensPerSecond, 1)],
+    ['between tokens (mean)', fmt(s.tbtMeanMs, 1, ' ms')],
     ['between tokens (last)', fmt(s.lastTbtMs, 1, ' ms')],
     ['between tokens p50 / p95', `${fmt(s.tbtP50Ms, 1)} / ${fmt(s.tbtP95Ms, 1)} ms`],
     ['hit rate', s.hitRate === null ? '–' : `${(s.hitRate * 100).toFixed(0)}% (${s.hits} hits, ${s.misses} misses)`],

@@ -3,8 +3,9 @@
 import type { HostTensor, ModelSpec, StageRole } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling, StageOutput } from '../../src/gpu/types.ts';
 import { KvSlots } from '../../src/gpu/kv.ts';
-import { ropeTable } from '../../src/common/numerics.ts';
+import { f16BitsToF32, ropeTable } from '../../src/common/numerics.ts';
 import { tensorF32 } from '../../src/model/weights.ts';
+import { isQuantFormat, toGgmlBlocks } from '../../src/model/quant.ts';
 
 const f32 = Math.fround;
 
@@ -40,6 +41,34 @@ export function refMatmul(x: Float32Array, rows: number, inDim: number, W: Float
     }
   }
   return y;
+}
+
+/**
+ * The values of a quantized matrix, decoded from GGML's own block bytes the way GGML's
+ * dequantize_row_q8_0 / dequantize_row_q4_0 do (per block: f16 d, then 32 int8 q -> q d, or 16
+ * bytes of nibbles: byte j -> (lo - 8) d at j and (hi - 8) d at j + 16). Dense tensors: their values.
+ */
+export function refDequantize(t: HostTensor): Float32Array {
+  if (!isQuantFormat(t.format)) return tensorF32(t);
+  const bytes = toGgmlBlocks(t.data as Uint32Array, t.shape, t.format);
+  const q8 = t.format === 'q8_0';
+  const blockBytes = q8 ? 34 : 18;
+  const out = new Float32Array(t.shape[0] * t.shape[1]);
+  for (let b = 0; b * blockBytes < bytes.length; b++) {
+    const o = b * blockBytes;
+    const d = f16BitsToF32(bytes[o] | (bytes[o + 1] << 8));
+    for (let j = 0; j < 32; j++) {
+      if (q8) out[b * 32 + j] = ((bytes[o + 2 + j] << 24) >> 24) * d;
+      else out[b * 32 + j] = (j < 16 ? (bytes[o + 2 + j] & 15) - 8 : (bytes[o + 2 + j - 16] >> 4) - 8) * d;
+    }
+  }
+  return out;
+}
+
+/** The CPU reference of the matmul with weights W [out, in] in any format (quantized: refDequantize). */
+export function refMatmulW(x: Float32Array, rows: number, W: HostTensor, bias?: Float32Array): Float32Array {
+  const [outDim, inDim] = W.shape;
+  return refMatmul(x, rows, inDim, refDequantize(W), outDim, bias);
 }
 
 export function silu(g: number): number {

@@ -52,15 +52,15 @@ export function randomResult(rand: () => number): ResultPacket {
 /** One valid message of each stage-work type (leader <-> stage on the direct lane). */
 export const stageWorkMessages: MeshMessage[] = [
   { type: 'info', device: 'google swiftshader (fallback)', gbps: 0.61, memoryBytes: 2 ** 31 },
-  { type: 'load', load: 3, modelUrl: 'https://192.168.1.5:8443/models/demo-target/', start: 2, end: 5, embed: false, head: true, numSlots: 300, wire: 'f16', hopDelayMs: 25 },
-  { type: 'load', load: 4, modelUrl: '/m/', start: 0, end: 1, embed: true, head: false, numSlots: 1, wire: 'f32', hopDelayMs: 0 },
+  { type: 'load', load: 3, modelUrl: 'https://192.168.1.5:8443/models/demo-target/', start: 2, end: 5, embed: false, head: true, numSlots: 300, wire: 'f16', hopDelayMs: 25, stageFixedMs: 50, stagePerRowMs: 2.5 },
+  { type: 'load', load: 4, modelUrl: '/m/', start: 0, end: 1, embed: true, head: false, numSlots: 1, wire: 'f32', hopDelayMs: 0, stageFixedMs: 0, stagePerRowMs: 0 },
   { type: 'progress', load: 3, done: 1024, total: 4096 },
   { type: 'loaded', load: 3, weightBytes: 4_200_000, ms: 812.5, error: '' },
   { type: 'loaded', load: 4, weightBytes: 0, ms: 3, error: 'tensor model.layers.1.mlp.up_proj.weight: 404' },
   { type: 'credit', request: 2, processed: 17 },
   { type: 'query', request: 2 },
-  { type: 'stats', request: 2, packets: 40, rowsComputed: 52, rowsDropped: 3, busyMs: 950.25, spanMs: 2000, nextRttP50Ms: 1.5, nextRttP95Ms: 4.25, nextRttSamples: 12 },
-  { type: 'stats', request: 1, packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, spanMs: 0, nextRttP50Ms: null, nextRttP95Ms: null, nextRttSamples: 0 },
+  { type: 'stats', request: 2, packets: 40, rowsComputed: 52, rowsDropped: 3, busyMs: 950.25, spanMs: 2000, nextRttP50Ms: 1.5, nextRttP95Ms: 4.25, nextRttSamples: 12, levels: 38, overruns: 2, levelMsP50: 51.25 },
+  { type: 'stats', request: 1, packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, spanMs: 0, nextRttP50Ms: null, nextRttP95Ms: null, nextRttSamples: 0, levels: 0, overruns: 0, levelMsP50: null },
 ];
 
 /** One valid message of each link-control type, and a config (multi-byte UTF-8 and empty strings too). */

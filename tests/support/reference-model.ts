@@ -2,14 +2,12 @@
 // Slow and simple on purpose: it checks loaded weights against the PyTorch fixtures in Node, and
 // can stand in for a real pipeline in tests of tiny models. Not for production use.
 import type { HostTensor, ModelSpec } from '../../src/model/types.ts';
-import { f16ToF32Table } from '../../src/common/numerics.ts';
-import { EMBED, FINAL_NORM, headWeightName } from '../../src/model/weights.ts';
+import { EMBED, FINAL_NORM, headWeightName, tensorF32 } from '../../src/model/weights.ts';
 
+/** The tensor's values as f32 (f16 widened, Q8_0 / Q4_0 blocks dequantized). */
 function f32(t: HostTensor | undefined, name: string): Float32Array {
   if (!t) throw new Error(`reference forward: tensor ${name} not loaded`);
-  if (t.format === 'f32') return t.data as Float32Array;
-  const table = f16ToF32Table();
-  return Float32Array.from(t.data as Uint16Array, (h) => table[h]);
+  return tensorF32(t);
 }
 
 function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
