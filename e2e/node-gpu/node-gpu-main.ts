@@ -8,7 +8,7 @@
 // DIR/node_modules/webgpu (copied beside it): `node DIR/node-gpu.mjs info test bench [options]`.
 import { pathToFileURL } from 'node:url';
 import { writeFileSync } from 'node:fs';
-import { create, globals } from 'webgpu';
+import { installWebGpu } from '../../src/cli/dawn.ts';
 import { parseArgs, flag, str, rejectUnknown, type Args } from '../../src/common/args.ts';
 import { benchOptions, formatBench, BENCH_ARGS } from '../../src/cli/bench-report.ts';
 import { KERNEL_SUITE } from '../pages/kernel-suite.ts';
@@ -38,18 +38,6 @@ export interface NodeGpuReport {
   adapter?: unknown;
   tests?: { passed: number; failed: number; cases: CaseResult[] };
   bench?: BenchResult;
-}
-
-let gpuInstance: GPU | undefined;
-
-/** navigator.gpu (and the GPU* globals: GPUBufferUsage, GPUMapMode, GPUBuffer...) from Dawn. */
-export function installWebGpu(dawnFlags: string[] = []): GPU {
-  Object.assign(globalThis, globals);
-  gpuInstance = create(dawnFlags) as GPU;
-  const nav = (globalThis as { navigator?: object }).navigator;
-  if (nav) Object.defineProperty(nav, 'gpu', { value: gpuInstance, configurable: true });
-  else Object.defineProperty(globalThis, 'navigator', { value: { gpu: gpuInstance }, configurable: true });
-  return gpuInstance;
 }
 
 async function adapterInfo(): Promise<Record<string, unknown>> {

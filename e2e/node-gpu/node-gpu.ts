@@ -8,14 +8,14 @@
 // and DIR/node_modules/webgpu (index.js + the linux-x64 dawn.node) for a machine with only `node`:
 //   node DIR/node-gpu.mjs info test bench --json out.json
 // (--portable: compressed, with a Node binary; see e2e/node-gpu/node-gpu-device.sh for a GPU machine.)
-import { spawnSync, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { createServer, build } from 'vite';
+import { build } from 'vite';
+import { useSwiftShader, restartWithChromiumVulkan, withViteModule } from '../../src/cli/node-webgpu.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
 const MAIN = 'e2e/node-gpu/node-gpu-main.ts';
-const CHROMIUM_DIR = '/usr/lib/chromium';
 
 /**
  * DIR/node-gpu.mjs + DIR/node_modules/webgpu. `portable`: dawn.node xz-compressed (DIR/.../dawn.node.xz)
@@ -54,27 +54,6 @@ async function bundle(dir: string, portable: boolean): Promise<void> {
   console.log(`wrote ${join(out, 'node-gpu.mjs')} and ${dst} (run: node ${join(out, 'node-gpu.mjs')} info test bench)`);
 }
 
-function hasSystemVulkanLoader(): boolean {
-  try {
-    return execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes('libvulkan.so.1');
-  } catch {
-    return false;
-  }
-}
-
-/** SwiftShader's ICD from Chromium; the process is restarted once if the Vulkan loader must come from there too. */
-function useSwiftShader(): void {
-  const icd = join(CHROMIUM_DIR, 'vk_swiftshader_icd.json');
-  if (!existsSync(icd)) throw new Error(`--swiftshader: ${icd} not found (apt-get install chromium)`);
-  process.env.VK_ICD_FILENAMES = icd;
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  if (!hasSystemVulkanLoader() && !process.env.NODE_GPU_REEXEC) {
-    const env = { ...process.env, NODE_GPU_REEXEC: '1', LD_LIBRARY_PATH: [CHROMIUM_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
-    const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env });
-    process.exit(r.status ?? 1);
-  }
-}
-
 async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'bundle') {
     if (!argv[1] || argv[1].startsWith('--')) throw new Error('usage: bundle DIR [--portable]');
@@ -84,23 +63,9 @@ async function run(argv: string[]): Promise<number> {
   const i = argv.indexOf('--swiftshader');
   if (i >= 0) {
     argv.splice(i, 1);
-    useSwiftShader();
+    if (useSwiftShader()) return restartWithChromiumVulkan();
   }
-  const server = await createServer({
-    configFile: false,
-    root: repo,
-    logLevel: 'error',
-    appType: 'custom',
-    server: { middlewareMode: true, hmr: false, ws: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
-    ssr: { external: ['webgpu'] },
-  });
-  try {
-    const mod = (await server.ssrLoadModule('/' + MAIN)) as typeof import('./node-gpu-main.ts');
-    return await mod.main(argv);
-  } finally {
-    await server.close();
-  }
+  return withViteModule<typeof import('./node-gpu-main.ts')>('/' + MAIN, (mod) => mod.main(argv));
 }
 
 run(process.argv.slice(2)).then(

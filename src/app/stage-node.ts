@@ -1,10 +1,10 @@
 // A stage tab: measures its speed, joins the room and the ring, loads the layers the leader assigns
 // (only those tensors: Range reads + cache), and runs them on every level that passes (RingStage).
-import { SignalClient } from '../mesh/signal-client.ts';
+import { SignalClient, type WebSocketFactory } from '../mesh/signal-client.ts';
 import { Ring, type RingOptions } from '../mesh/ring.ts';
 import type { LinkTuning } from '../mesh/peer.ts';
 import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
-import { loadModel, urlSource, type LoadedModel } from '../model/index.ts';
+import { loadModel, urlSource, type LoadedModel, type TensorCache } from '../model/index.ts';
 import type { StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
@@ -46,6 +46,10 @@ export interface StageNodeOptions {
   tuning?: LinkTuning;
   /** Bytes this tab may use for weights and KV (the leader assigns no more layers); default unknown. */
   memoryBytes?: number;
+  /** Opens the signalling WebSocket; default the global WebSocket (Node: the `ws` package's, from the stage host). */
+  createWebSocket?: WebSocketFactory;
+  /** Where fetched weights are cached; default IndexedDB (Node: the stage host's disk cache). */
+  weightCache?: TensorCache;
 }
 
 /** A running stage: its id in the room and a way to leave. */
@@ -54,7 +58,10 @@ export interface StageNode {
   readonly status: StageStatus;
   /** The ring this tab is part of (diagnostics and tests). */
   readonly ring: Ring;
-  close(): void;
+  /** Resolves with the reason once this stage has left (closed, or gone on its own: device lost, bad message). */
+  readonly closed: Promise<string>;
+  /** Leaves the ring and the room; `reason` is what the status and `closed` say. */
+  close(reason?: string): void;
 }
 
 interface Loaded {
@@ -75,7 +82,7 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
   try {
     ctx = await createGpuContext();
     update({ device: ctx.description, gbps: await measureMatvecGbps(ctx), phase: 'joining', message: `joining room "${opts.room}"` });
-    signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'stage', name: opts.name ?? '' } });
+    signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'stage', name: opts.name ?? '' }, createWebSocket: opts.createWebSocket });
   } catch (e) {
     update({ phase: 'failed', message: errorMessage(e) });
     throw e;
@@ -91,7 +98,7 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     update({ phase: 'failed', message: errorMessage(e) });
     throw e;
   }
-  return new StageTab(ring, ringOptions, signal, ctx, status, update, opts.memoryBytes ?? 0);
+  return new StageTab(ring, ringOptions, signal, ctx, status, update, opts);
 }
 
 class StageTab implements StageNode {
@@ -99,7 +106,11 @@ class StageTab implements StageNode {
   private loaded: Loaded | null = null;
   private model: { url: string; model: Promise<LoadedModel> } | null = null;
   private loads: Promise<void> = Promise.resolve();
-  private closed = false;
+  private isClosed = false;
+  private resolveClosed!: (reason: string) => void;
+  readonly closed = new Promise<string>((r) => (this.resolveClosed = r));
+  private readonly memoryBytes: number;
+  private readonly weightCache: TensorCache | undefined;
 
   constructor(
     public ring: Ring,
@@ -108,8 +119,10 @@ class StageTab implements StageNode {
     private readonly ctx: GpuContext,
     readonly status: StageStatus,
     private readonly update: (patch: Partial<StageStatus>) => void,
-    private readonly memoryBytes: number,
+    opts: StageNodeOptions,
   ) {
+    this.memoryBytes = opts.memoryBytes ?? 0;
+    this.weightCache = opts.weightCache;
     this.work = new RingStage({
       sendNext: async (msg, o) => this.ring.sendNextMessage(msg, o), // async: a missing link rejects, never throws
       sendLeader: (msg) => this.toLeader(msg),
@@ -121,7 +134,7 @@ class StageTab implements StageNode {
     this.attach(ring);
     // A lost device loses the layers: leave like a closed tab, so the leader re-forms the ring.
     void ctx.lost.then((e) => {
-      if (this.closed) return;
+      if (this.isClosed) return;
       this.update({ phase: 'failed', message: e.message });
       void this.toLeader({ type: 'error', code: 'device-lost', message: e.message.slice(0, 900) })
         .catch(() => undefined)
@@ -164,11 +177,11 @@ class StageTab implements StageNode {
     this.update({ phase: 'leader-gone', index: -1, message: `${why}; waiting for a new leader in this room` });
     try {
       const ring = await Ring.join(this.signal, this.ringOptions);
-      if (this.closed) return ring.close('stage tab closed');
+      if (this.isClosed) return ring.close('stage tab closed');
       this.update({ phase: 'waiting', message: 'joined the new leader\'s ring' });
       this.attach(ring);
     } catch (e) {
-      if (!this.closed) this.update({ phase: 'failed', message: errorMessage(e) });
+      if (!this.isClosed) this.update({ phase: 'failed', message: errorMessage(e) });
     }
   }
 
@@ -177,16 +190,19 @@ class StageTab implements StageNode {
   }
 
   close(reason = 'stage tab closed'): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     if (this.status.phase !== 'failed') this.update({ phase: 'closed', message: reason });
     this.ring.close(reason);
     this.signal.close();
-    void this.work.setCompute(null, null).then(() => {
-      this.loaded?.stage.destroy();
-      this.loaded = null;
-      this.ctx.device.destroy();
-    });
+    void this.work
+      .setCompute(null, null)
+      .then(() => {
+        this.loaded?.stage.destroy();
+        this.loaded = null;
+        this.ctx.device.destroy();
+      })
+      .finally(() => this.resolveClosed(reason));
   }
 
   private async toLeader(msg: MeshMessage): Promise<void> {
@@ -230,10 +246,11 @@ class StageTab implements StageNode {
         await this.work.setCompute(null, null); // nothing computes on the old stage any more
         this.loaded?.stage.destroy();
         this.loaded = null;
-        if (this.model?.url !== m.modelUrl) this.model = { url: m.modelUrl, model: loadModel(urlSource(m.modelUrl), { tokenizer: false }) };
+        if (this.model?.url !== m.modelUrl) this.model = { url: m.modelUrl, model: loadModel(urlSource(m.modelUrl), { tokenizer: false, cache: this.weightCache }) };
         let lastSent = 0;
         const stage = await buildStage(this.ctx, await this.model.model, role, {
           numSlots: m.numSlots,
+          cache: this.weightCache,
           onProgress: (done, total) => {
             this.update({ load: { done, total } });
             const now = performance.now();

@@ -85,6 +85,18 @@ export function openWeightCache(onWarning: (msg: string) => void = () => {}): Te
   };
 }
 
+/**
+ * Which tensor cache a load uses: true (the default) the IndexedDB one where there is IndexedDB,
+ * false none, or a given one (in Node: src/model/cache-node.ts's disk cache).
+ */
+export type WeightCacheChoice = boolean | TensorCache;
+
+/** The cache a `WeightCacheChoice` stands for, or null for none. */
+export function chooseWeightCache(choice: WeightCacheChoice | undefined, onWarning: (msg: string) => void): TensorCache | null {
+  if (choice === false) return null;
+  return typeof choice === 'object' ? choice : openWeightCache(onWarning);
+}
+
 /** Deletes every cached tensor. */
 export async function clearWeightCache(): Promise<void> {
   if (!cacheAvailable()) return;

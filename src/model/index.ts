@@ -2,6 +2,7 @@
 // where the tensors are), loadStageTensors(...) for the weights of one stage.
 import type { ModelSpec } from './types.ts';
 import type { ModelSource } from './source.ts';
+import type { WeightCacheChoice } from './cache.ts';
 import { parseModelConfig } from './config.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 import { tensorIndexFor, validateTensorIndex, type TensorIndex } from './weights.ts';
@@ -19,8 +20,8 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   /** Load tokenizer.json (default true). */
   tokenizer?: boolean;
-  /** Read safetensors headers through the IndexedDB cache (default true; off without IndexedDB). */
-  cache?: boolean;
+  /** Read safetensors headers through the IndexedDB cache (default true; off without IndexedDB), none (false) or the given cache. */
+  cache?: WeightCacheChoice;
   signal?: AbortSignal;
 }
 
@@ -58,5 +59,6 @@ export type { ModelSource, FileStat, UrlSourceOptions } from './source.ts';
 export { createTokenizer, loadTokenizer, TokenizerError } from './tokenizer.ts';
 export type { TextTokenizer, StreamDecoder } from './tokenizer.ts';
 export { clearWeightCache } from './cache.ts';
+export type { TensorCache, WeightCacheChoice } from './cache.ts';
 export { SafetensorsError } from './safetensors.ts';
 export type { TensorInfo } from './safetensors.ts';

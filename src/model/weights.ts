@@ -5,7 +5,7 @@ import type { DenseFormat, HostTensor, ModelSpec, QuantFormat, SourceDtype, Stag
 import type { FileStat, ModelSource } from './source.ts';
 import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
 import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
-import { openWeightCache, weightCacheKey, type TensorCache } from './cache.ts';
+import { chooseWeightCache, weightCacheKey, type TensorCache, type WeightCacheChoice } from './cache.ts';
 import { dequantizeMatrix, isQuantFormat, quantBytes, quantizeMatrix, quantizeTensor, QUANT_BLOCK } from './quant.ts';
 import { BadRequestError, ModelFormatError } from '../common/errors.ts';
 import { once } from '../common/once.ts';
@@ -94,8 +94,8 @@ export function tensorNamesForRole(spec: ModelSpec, role: StageRole): string[] {
 
 export interface ReadIndexOptions {
   signal?: AbortSignal;
-  /** Keep headers in the IndexedDB cache too (default true), so a cached model loads without GETs. */
-  cache?: boolean;
+  /** Keep headers in the weight cache too (default true: IndexedDB), so a cached model loads without GETs. */
+  cache?: WeightCacheChoice;
 }
 
 /**
@@ -106,7 +106,7 @@ export async function readSafetensorsHeader(source: ModelSource, file: string, o
   const { signal } = opts;
   const stat = await source.stat(file, signal);
   const url = source.cacheKey(file);
-  const cache = opts.cache === false || url === null ? null : openWeightCache((m) => source.warnings.push(m));
+  const cache = url === null ? null : chooseWeightCache(opts.cache, (m) => source.warnings.push(m));
   const key = url ? weightCacheKey(url, stat, '__header__') : '';
   if (cache) {
     const [cached] = await cache.getMany([{ key, bytes: -1 }]);
@@ -289,8 +289,8 @@ export interface LoadStageOptions {
   quant?: QuantFormat;
   /** Bytes done / total over the source bytes of the tensors this role needs. */
   onProgress?: (done: number, total: number) => void;
-  /** Use the IndexedDB cache (default true; always off where there is no IndexedDB). */
-  cache?: boolean;
+  /** Use the IndexedDB cache (default true; off where there is no IndexedDB), none (false), or the given cache. */
+  cache?: WeightCacheChoice;
   signal?: AbortSignal;
   /** The index from loadModel, to skip re-reading headers. */
   index?: TensorIndex;
@@ -375,7 +375,7 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   };
 
   // 1. Cache hits: raw bytes, or the quantized tensor (under a key naming its format).
-  const cache: TensorCache | null = opts.cache === false ? null : openWeightCache((m) => source.warnings.push(m));
+  const cache: TensorCache | null = chooseWeightCache(opts.cache, (m) => source.warnings.push(m));
   const keyOf = (t: TensorInfo): string | null => {
     const url = source.cacheKey(t.file);
     const stat = index.files.get(t.file);

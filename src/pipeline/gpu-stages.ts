@@ -1,6 +1,6 @@
 // Builds GPU stages of a loaded model in this tab: fetch a role's tensors (Range reads, cache),
 // upload them.
-import type { LoadedModel } from '../model/index.ts';
+import type { LoadedModel, WeightCacheChoice } from '../model/index.ts';
 import { loadStageTensors } from '../model/index.ts';
 import type { DenseFormat, QuantFormat, StageRole } from '../model/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
@@ -11,7 +11,7 @@ export interface BuildStageOptions {
   format?: DenseFormat | 'auto';
   /** Quantize the projection matrices as they load (see LoadStageOptions.quant). */
   quant?: QuantFormat;
-  cache?: boolean;
+  cache?: WeightCacheChoice;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
