@@ -3,7 +3,6 @@
 // tokens with 2, 3 and 4 stages, keeps them when a stage tab is closed mid-generation, and reports
 // a malformed message and a wrong secret clearly.
 import { test, expect, chromium, type Browser, type Page } from '@playwright/test';
-import { readFileSync } from 'node:fs';
 import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
 import { openHarness, callInPage } from './harness.ts';
 import type { Outcome } from './pages/ring.ts';
@@ -13,13 +12,9 @@ import type { StageStatus } from '../src/app/stage-node.ts';
 import type { LocalRunRequest } from '../src/headless/local-run.ts';
 import type { GenerationReport } from '../src/app/engine.ts';
 import { PROTOCOL_VERSION } from '../src/mesh/protocol-schema.ts';
+import { RING_PAGE as PAGE, GREEDY, DEMO, TINY, tiny } from './mesh-fixtures.ts';
 
-const PAGE = '/e2e/pages/ring.ts';
-const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 const SECRET = 'ring secret';
-const DEMO = '/models/demo-target/';
-const TINY = '/fixtures/tiny-llama/';
-const tiny = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as { promptIds: number[]; greedyTokens: number[] };
 
 interface Mesh {
   room: string;
@@ -69,6 +64,18 @@ async function mesh(baseURL: string, modelUrl: string, stages: number, extra: { 
 }
 
 const run = (m: Mesh, req: GenerationRequest): Promise<MeshRunReport> => callInPage<MeshRunReport>(m.leader, PAGE, 'leaderGenerate', req);
+
+/**
+ * Runs `req` once undisturbed, then starts it again and resolves once 6 tokens are in: the moment a
+ * test disturbs the ring. `tokens` polls the running generation's count.
+ */
+async function runTwiceThenDisturb(m: Mesh, req: GenerationRequest): Promise<{ undisturbed: MeshRunReport; running: Promise<MeshRunReport>; tokens: () => Promise<number> }> {
+  const undisturbed = await run(m, req);
+  const tokens = (): Promise<number> => callInPage<number>(m.leader, PAGE, 'leaderTokens');
+  const running = run(m, req);
+  await expect.poll(tokens, { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(6);
+  return { undisturbed, running, tokens };
+}
 
 function describeRun(label: string, r: MeshRunReport): void {
   const hops = r.hops.map((h) => `${h.from}->${h.to} ${h.rttP50Ms?.toFixed(1)}/${h.rttP95Ms?.toFixed(1)}`).join(', ');
@@ -143,10 +150,7 @@ test('a stage tab closed, then one that stops answering, mid-generation: the rin
   test.setTimeout(300_000);
   const req = { prompt: 'In the beginning', maxNewTokens: 32, sampling: GREEDY, mode: 'pp' } as const;
   const m = await mesh(baseURL!, DEMO, 3, { hopDelayMs: 15 });
-  const undisturbed = await run(m, req);
-  const tokens = (): Promise<number> => callInPage<number>(m.leader, PAGE, 'leaderTokens');
-  const running = run(m, req);
-  await expect.poll(tokens, { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(6);
+  const { undisturbed, running, tokens } = await runTwiceThenDisturb(m, req);
   const closedAt = Date.now();
   await m.stages[1].close();
   await expect.poll(tokens, { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(14);
@@ -174,10 +178,7 @@ test('a stage whose GPU device is lost mid-generation leaves the ring like a clo
   const req = { prompt: 'In the beginning', maxNewTokens: 24, sampling: GREEDY, mode: 'pp' } as const;
   // Stage 1 alone in browser 1 (stage 2 shares browser 0 with the leader, which holds no GPU work).
   const m = await mesh(baseURL!, DEMO, 2, { hopDelayMs: 15 });
-  const undisturbed = await run(m, req);
-  const tokens = (): Promise<number> => callInPage<number>(m.leader, PAGE, 'leaderTokens');
-  const running = run(m, req);
-  await expect.poll(tokens, { timeout: 60_000, intervals: [50] }).toBeGreaterThanOrEqual(6);
+  const { undisturbed, running } = await runTwiceThenDisturb(m, req);
   const cdp = await browsers[1].newBrowserCDPSession();
   await cdp.send('Browser.crashGpuProcess').catch(() => undefined);
   const r = await running;

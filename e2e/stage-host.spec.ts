@@ -16,15 +16,10 @@ import type { MeshRunReport, MeshStatus } from '../src/app/mesh-types.ts';
 import type { GenerationReport, GenerationRequest } from '../src/app/engine.ts';
 import type { LocalRunRequest } from '../src/headless/local-run.ts';
 import type { StageStatus } from '../src/app/stage-node.ts';
+import { RING_PAGE as PAGE, GREEDY, DEMO, DRAFT, TINY, tiny } from './mesh-fixtures.ts';
 
-const PAGE = '/e2e/pages/ring.ts';
-const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 const SEEDED = { temperature: 0.9, topK: 20, topP: 0.95, seed: 7 };
 const SECRET = 'host secret';
-const DEMO = '/models/demo-target/';
-const DRAFT = '/models/demo-draft/';
-const TINY = '/fixtures/tiny-llama/';
-const tiny = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as { promptIds: number[]; greedyTokens: number[] };
 
 interface Host {
   name: string;
