@@ -1,4 +1,4 @@
-// Checks of e2e/kernel-suite.ts: every kernel against the CPU reference (tests/support/cpu-reference.ts),
+// Checks of e2e/pages/kernel-suite.ts: every kernel against the CPU reference (tests/support/cpu-reference.ts),
 // batch independence, and whole stages (random tiny Llama) against the CPU reference forward. Runs
 // wherever navigator.gpu is: in the page of e2e/kernels.spec.ts, or in Node (e2e/node-gpu/node-gpu-main.ts).
 import type { DenseFormat, WeightFormat, ModelSpec, StageRole, HostTensor, QuantFormat } from '../../src/model/types.ts';

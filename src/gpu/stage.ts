@@ -24,7 +24,7 @@ export interface StageOptions {
   maxPositions?: number;
   /** Most rows whose logits one forward can return (default maxRows). */
   maxLogitsRows?: number;
-  /** Threads per matmul output (a power of two dividing 64; default: 1 on CPU adapters, else 4). */
+  /** Threads per matmul output (a power of two dividing 64; default: 1 on CPU adapters, else DEFAULT_LANES = 32). */
   lanes?: number;
   /** Attention kernel (default: 'serial' on CPU adapters, else 'workgroup'). */
   attention?: AttentionVariant;
