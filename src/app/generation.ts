@@ -1,10 +1,10 @@
 // Helpers every engine uses to start and report a generation.
 import type { LoadedModel } from '../model/index.ts';
-import type { GenerateMetrics } from '../speculative/scheduler.ts';
+import type { GenerateMetrics, StopReason } from '../speculative/scheduler.ts';
 import { efficiency, tbtBound } from '../speculative/metrics.ts';
 import { BadRequestError } from '../common/errors.ts';
 import { MAX_OVERRUN_SHARE, emulating, overrunShare, type DeviceEmulation, type OverrunCount } from '../common/device-emulation.ts';
-import type { EmulationReport, GenerationTimings, OverrunStats, RunBound } from './engine.ts';
+import type { EmulationReport, EngineInfo, GenerationReport, GenerationTimings, OverrunStats, RunBound } from './engine.ts';
 
 /** The prompt as token ids: `prompt` through the model's tokenizer, or `promptIds`; checked against the vocabulary. */
 export function promptIdsOf(model: LoadedModel, req: { prompt?: string; promptIds?: number[] }): number[] {
@@ -20,7 +20,7 @@ export function promptIdsOf(model: LoadedModel, req: { prompt?: string; promptId
 }
 
 /** A report's timings from the scheduler's metrics (tokens per second: the inverse of mean TBT). */
-export function timingsOf(m: GenerateMetrics, loadMs: number, generateMs: number): GenerationTimings {
+function timingsOf(m: GenerateMetrics, loadMs: number, generateMs: number): GenerationTimings {
   return {
     loadMs,
     generateMs,
@@ -60,10 +60,48 @@ function withShare(c: OverrunCount): OverrunStats {
 }
 
 /** The emulation's report: per-stage and draft overruns (counted only where a budget applied) and their share. */
-export function emulationReport(e: DeviceEmulation | null | undefined, stages: readonly OverrunCount[], draft: OverrunCount | null): EmulationReport | null {
+function emulationReport(e: DeviceEmulation | null | undefined, stages: readonly OverrunCount[], draft: OverrunCount | null): EmulationReport | null {
   if (!emulating(e)) return null;
   const stageCounts = e.stageMs ? stages.map(withShare) : [];
   const draftCount = e.draftMs && draft && draft.levels > 0 ? withShare(draft) : null;
   const share = overrunShare([...stageCounts, ...(draftCount ? [draftCount] : [])]);
   return { stageMs: e.stageMs, draftMs: e.draftMs, overrunShare: share, stages: stageCounts, draft: draftCount, representative: share === null || share <= MAX_OVERRUN_SHARE };
+}
+
+/** What a report is built from: the run, where its stages are, and how each stage did. */
+export interface ReportInputs {
+  model: LoadedModel;
+  info: Pick<EngineInfo, 'stages' | 'adapter' | 'weightBytes' | 'loadMs'>;
+  promptIds: number[];
+  tokens: number[];
+  stopReason: StopReason;
+  metrics: GenerateMetrics;
+  generateMs: number;
+  /** Each stage's work: busy time, levels, overruns, median level time. */
+  stageStats: readonly (OverrunCount & { busyMs: number; levelMsP50: number | null })[];
+  /** One-way hop time (0 with every stage in one tab). */
+  hopMs: number;
+  emulation: DeviceEmulation | null | undefined;
+  draftCount: OverrunCount;
+}
+
+/** The report fields every engine fills the same way: text, timings, the bound, the emulation. */
+export function generationReport(r: ReportInputs): GenerationReport {
+  const emulated = emulationReport(r.emulation, r.stageStats, r.draftCount);
+  return {
+    tokens: r.tokens,
+    text: r.model.tokenizer ? r.model.tokenizer.decode(r.tokens) : null,
+    promptIds: r.promptIds,
+    stopReason: r.stopReason,
+    stages: r.info.stages,
+    adapter: r.info.adapter,
+    weightBytes: r.info.weightBytes,
+    timings: timingsOf(r.metrics, r.info.loadMs, r.generateMs),
+    metrics: r.metrics,
+    bound: runBound(r.metrics, bottleneckStepMs(r.stageStats.map((s) => s.levelMsP50)), r.hopMs),
+    emulation: emulated,
+    overrunShare: emulated?.overrunShare ?? null,
+    stageBusyMs: r.stageStats.map((s) => s.busyMs),
+    warnings: r.model.warnings,
+  };
 }

@@ -45,14 +45,14 @@ export class LiveStats {
   private busyMs = 0;
   private packets = 0;
 
-  private readonly speculative: boolean;
-
   constructor(
     private readonly stages: number,
     /** 'pipeline': no speculation (every token a miss: one full trip each); 'specpipe' / 'tree': speculating. */
     private readonly law: StatsLaw,
-  ) {
-    this.speculative = law !== 'pipeline';
+  ) {}
+
+  private get speculative(): boolean {
+    return this.law !== 'pipeline';
   }
 
   /**

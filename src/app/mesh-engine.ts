@@ -56,15 +56,7 @@ export class MeshEngine implements Engine<MeshRunReport> {
     }
     this.session = session;
     this.status = session.status;
-    const stages = session.status.stages;
-    this.info = {
-      spec: session.model.spec,
-      tokenizer: session.model.tokenizer,
-      stages: stages.map((s) => s.role ?? '?'),
-      adapter: [...new Set(stages.map((s) => s.device))].join('; '),
-      weightBytes: stages.reduce((a, s) => a + s.weightBytes, 0),
-      loadMs: session.loadMs,
-    };
+    this.info = session.info;
     return this.info;
   }
 

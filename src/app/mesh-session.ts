@@ -19,13 +19,13 @@ import { generate } from '../speculative/scheduler.ts';
 import { percentile } from '../common/numerics.ts';
 import { BadRequestError, SpecpipeError, errorMessage } from '../common/errors.ts';
 import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
-import { bottleneckStepMs, emulationReport, promptIdsOf, runBound, timingsOf } from './generation.ts';
+import { generationReport, promptIdsOf } from './generation.ts';
 import { startStageNode, type StageNode } from './stage-node.ts';
 import { hopOneWayMs, mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
 import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshStatus, StageWork } from './mesh-types.ts';
 
 export type * from './mesh-types.ts';
-import type { GenerationRequest } from './engine.ts';
+import type { EngineInfo, GenerationRequest } from './engine.ts';
 
 /** A stage tab went away (or misbehaved) while the leader needed it. */
 export class StageLostError extends SpecpipeError {
@@ -74,6 +74,19 @@ export class MeshSession {
     this.modelUrl = absoluteUrl(opts.modelUrl);
     this.status = { phase: 'forming', room: opts.room, stages: [], hops: [], log: [], error: null };
     this.numSlots = kvSlotsFor(Math.min(model.spec.maxPositions, opts.maxContext ?? DEFAULT_MAX_CONTEXT), opts.stages);
+  }
+
+  /** The model and the ring as loaded: each stage's layers, the devices, the weight bytes. */
+  get info(): EngineInfo {
+    const stages = this.status.stages;
+    return {
+      spec: this.model.spec,
+      tokenizer: this.model.tokenizer,
+      stages: stages.map((s) => s.role ?? '?'),
+      adapter: [...new Set(stages.map((s) => s.device))].join('; '),
+      weightBytes: stages.reduce((a, s) => a + s.weightBytes, 0),
+      loadMs: this.loadMs,
+    };
   }
 
   /** Joins the room as leader, waits for the stage tabs, assigns and loads their layers. */
@@ -212,22 +225,20 @@ export class MeshSession {
         this.status.hops = hops;
         this.emit();
         const m = mergedMetrics(res.metrics, { promptTokens: promptIds.length, before, t0, end, commitTimes });
-        const emulated = emulationReport(emulation, stageStats, draftDevice.count);
         return {
-          tokens: committed,
-          text: this.model.tokenizer ? this.model.tokenizer.decode(committed) : null,
-          promptIds,
-          stopReason: res.stopReason,
-          stages: this.status.stages.map((s) => s.role ?? '?'),
-          adapter: [...new Set(this.status.stages.map((s) => s.device))].join('; '),
-          weightBytes: this.status.stages.reduce((a, s) => a + s.weightBytes, 0),
-          timings: timingsOf(m, this.loadMs, end - t0),
-          metrics: m,
-          bound: runBound(m, bottleneckStepMs(stageStats.map((s) => s.levelMsP50)), hopOneWayMs(hops)),
-          emulation: emulated,
-          overrunShare: emulated?.overrunShare ?? null,
-          stageBusyMs: stageStats.map((s) => s.busyMs),
-          warnings: this.model.warnings,
+          ...generationReport({
+            model: this.model,
+            info: this.info,
+            promptIds,
+            tokens: committed,
+            stopReason: res.stopReason,
+            metrics: m,
+            generateMs: end - t0,
+            stageStats,
+            hopMs: hopOneWayMs(hops),
+            emulation,
+            draftCount: draftDevice.count,
+          }),
           hops,
           stageStats,
           recoveries,

@@ -14,7 +14,7 @@ import { BadRequestError } from '../common/errors.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
 import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
 import { DEFAULT_MAX_CONTEXT, checkTreeShape, isSpeculative, kvSlotsFor, treeShape } from './modes.ts';
-import { bottleneckStepMs, emulationReport, promptIdsOf, runBound, timingsOf } from './generation.ts';
+import { generationReport, promptIdsOf } from './generation.ts';
 import {
   TokenStream,
   type Engine,
@@ -181,26 +181,19 @@ export class TabEngine implements Engine {
             o.onToken?.(e);
           },
         });
-        const m = result.metrics;
-        const stageStats = local.stats;
-        const emulated = emulationReport(emulation, stageStats, draftDevice.count);
-        const report: GenerationReport = {
-          tokens: result.tokens,
-          text: model.tokenizer ? model.tokenizer.decode(result.tokens) : null,
+        const report = generationReport({
+          model,
+          info: l.info,
           promptIds,
+          tokens: result.tokens,
           stopReason: result.stopReason,
-          stages: l.info.stages,
-          adapter: l.info.adapter,
-          weightBytes: l.info.weightBytes,
-          timings: timingsOf(m, l.info.loadMs, performance.now() - t0),
-          metrics: m,
-          // Stages in one tab: no hops.
-          bound: runBound(m, bottleneckStepMs(stageStats.map((s) => s.levelMsP50)), 0),
-          emulation: emulated,
-          overrunShare: emulated?.overrunShare ?? null,
-          stageBusyMs: stageStats.map((s) => s.busyMs),
-          warnings: model.warnings,
-        };
+          metrics: result.metrics,
+          generateMs: performance.now() - t0,
+          stageStats: local.stats,
+          hopMs: 0, // stages in one tab: no hops
+          emulation,
+          draftCount: draftDevice.count,
+        });
         if (o.dumpLogits) report.logits = collectLogits(logitsByPosition, promptIds.length, Math.min(o.dumpLogits, result.tokens.length));
         return report;
       } finally {
