@@ -4,11 +4,12 @@
 import type { DenseFormat, WeightFormat, ModelSpec, StageRole, HostTensor, QuantFormat } from '../../src/model/types.ts';
 import type { RowBatch, RowSampling } from '../../src/gpu/types.ts';
 import { createGpuContext, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, META, DEFAULT_LANES, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, compileKernel, type BindingResource, type KernelSource } from '../../src/gpu/kernels.ts';
+import { Kernels, META, DEFAULT_LANES, TOPK_MAX, attentionParams, matmulGrid, matmulParams, storageBuffer, emptyBuffer, specialiseWeights, compileKernel, type BindingResource, type KernelSource } from '../../src/gpu/kernels.ts';
 import { ShaderCompileError, errorMessage } from '../../src/common/errors.ts';
 import { Stage, type StageOptions } from '../../src/gpu/stage.ts';
 import { RefStage, refMatmulW, refRmsNorm, refEmbed, refRope, refAttention, refSample, silu } from '../../tests/support/cpu-reference.ts';
-import { f16BitsToF32, ropeTable } from '../../src/common/numerics.ts';
+import { f16BitsToF32, f32ToF16Bits, ropeTable } from '../../src/common/numerics.ts';
+import { logSoftmax, topKIndices } from '../../src/speculative/sampling.ts';
 import { tensorF32 } from '../../src/model/weights.ts';
 import { seededRandom } from '../../src/common/numerics.ts';
 import { randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from '../../src/gpu/synthetic-model.ts';
@@ -33,14 +34,14 @@ async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes: number): Pro
   return out;
 }
 
-async function runOne(k: Kernels, pipe: GPUComputePipeline, res: BindingResource[], grid: [number, number]): Promise<void> {
+async function runOne(k: Kernels, pipe: GPUComputePipeline, res: BindingResource[], grid: [number, number, number?]): Promise<void> {
   const dev = k.device;
   dev.pushErrorScope('validation');
   const enc = dev.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(pipe);
   pass.setBindGroup(0, k.bind(pipe, res));
-  pass.dispatchWorkgroups(...grid);
+  pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
   pass.end();
   dev.queue.submit([enc.finish()]);
   const err = await dev.popErrorScope();
@@ -105,14 +106,29 @@ export async function adapter(): Promise<{ description: string; features: Record
 
 // ---- matmul ---------------------------------------------------------------------------------------
 
-/** Matmul configurations under test: the adapter's default, and the multi-lane GPU variants. */
+/** Matmul variants under test (the fused roles too: RMSNorm prologue alone, with bias, with the gated MLP). */
+const MATMUL_VARIANTS = [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }, { norm: true }, { norm: true, bias: true }, { norm: true, gated: true }];
+const NORM_EPS = 1e-5;
+
+/** Binding 5 of a matmul test: a bias [out], zero-padded to a multiple of 4, then a norm weight [in]. */
+function matmulVecs(outDim: number, inDim: number, rand: () => number): { vecs: Float32Array; b: Float32Array; n: Float32Array; roles: { norm: { eps: number; offset: number } } } {
+  const b = randomArray(outDim, rand);
+  const n = randomArray(inDim, rand, 0.5, 1);
+  const offset = Math.ceil(outDim / 4) * 4;
+  const vecs = new Float32Array(offset + inDim);
+  vecs.set(b);
+  vecs.set(n, offset);
+  return { vecs, b, n, roles: { norm: { eps: NORM_EPS, offset } } };
+}
+
+/** Matmul configurations under test: the adapter's default, the multi-lane GPU variants, 64- and 16-thread workgroups. */
 function matmulConfigs(c: GpuContext): { name: string; k: Kernels; full: boolean }[] {
-  const configs = [{ name: 'default', k: new Kernels(c), full: true }];
+  const configs = [{ name: 'default', k: new Kernels(c), full: true }, { name: 'lanes=1 workgroup 16', k: new Kernels(c, { lanes: 1, matmulWorkgroup: 16 }), full: false }];
+  const same = (a: Kernels, b: Kernels) => a.lanes === b.lanes && a.subgroups === b.subgroups && a.matmulWorkgroup === b.matmulWorkgroup;
   for (const lanes of [1, 4, DEFAULT_LANES]) {
     for (const subgroups of [true, false]) {
       const k = new Kernels(c, { lanes, subgroups });
-      if (k.lanes === configs[0].k.lanes && k.subgroups === configs[0].k.subgroups) continue;
-      if (configs.some((x) => x.k.lanes === k.lanes && x.k.subgroups === k.subgroups)) continue;
+      if (configs.some((x) => same(x.k, k))) continue;
       configs.push({ name: `lanes=${lanes}${k.subgroups ? ' subgroups' : ''}`, k, full: false });
     }
   }
@@ -140,20 +156,22 @@ async function matmulChecks(formats: WeightFormat[], full: MatmulCases, partial:
     for (const format of formats) {
       for (const [inDim, outDim] of shapes) {
         for (const R of rows) {
-          for (const v of [{}, { bias: true }, { residual: true }, { gated: true }, { bias: true, residual: true }]) {
-            const x = randomArray(R * inDim, rand);
+          for (const v of MATMUL_VARIANTS) {
+            const x = randomArray(R * inDim, rand, 'norm' in v ? 3 : 1);
             const w0t = hostTensor('w0', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
             const w1t = hostTensor('w1', [outDim, inDim], randomArray(outDim * inDim, rand, 1 / Math.sqrt(inDim)), format);
-            const b = randomArray(outDim, rand);
+            const { vecs, b, n, roles } = matmulVecs(outDim, inDim, rand);
             const y0 = randomArray(R * outDim, rand);
             const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
-            const bufs = [meta, storageBuffer(dev, x), storageBuffer(dev, w0t.data), storageBuffer(dev, w1t.data), storageBuffer(dev, b), storageBuffer(dev, y0)];
-            const params = matmulParams(k, inDim, outDim, format);
-            await runOne(k, k.matmul({ format, ...v }), [params, ...bufs], matmulGrid(outDim, k.lanes));
+            const bufs = [meta, storageBuffer(dev, x), storageBuffer(dev, w0t.data), storageBuffer(dev, w1t.data), storageBuffer(dev, vecs), storageBuffer(dev, y0)];
+            const params = matmulParams(k, inDim, outDim, format, roles);
+            await runOne(k, k.matmul({ format, ...v }), [params, ...bufs], matmulGrid(outDim, k.lanes, k.matmulWorkgroup));
             const got = new Float32Array(await readBuffer(dev, bufs[5], R * outDim * 4));
-            let want = refMatmulW(x, R, w0t, 'bias' in v ? b : undefined);
+            // NORM: RMSNorm of x (the CPU reference of rmsnorm.wgsl) feeding the plain product.
+            const xIn = 'norm' in v ? refRmsNorm(x, R, inDim, n, NORM_EPS) : x;
+            let want = refMatmulW(xIn, R, w0t, 'bias' in v ? b : undefined);
             if ('gated' in v) {
-              const u = refMatmulW(x, R, w1t);
+              const u = refMatmulW(xIn, R, w1t);
               want = want.map((g, i) => silu(g) * u[i]);
             }
             if ('residual' in v) want = want.map((a, i) => y0[i] + a);
@@ -431,17 +449,24 @@ export async function testAttention(): Promise<Check[]> {
   return out;
 }
 
+/**
+ * Attention of the given variant vs the CPU reference: plain, with an f16 KV pool (the reference on
+ * the same halves), and split-K (first pass + reduce, entries per split `SPLIT_MIN`) vs the plain
+ * kernel's output on the same inputs, including lists of 4000 entries (16 splits, the most).
+ */
 async function attentionCases(k: Kernels, variant: string): Promise<Check[]> {
   const c = k.ctx;
   const dev = c.device;
   const rand = seededRandom(7);
   const out: Check[] = [];
+  const SPLIT_MIN = 64;
   const cases: [number, number, number, number, number][] = [
     // nH, nKv, hd, committed, R
     [4, 2, 32, 0, 1],
     [4, 2, 32, 9, 5],
     [3, 1, 64, 37, 64],
     [8, 2, 64, 1500, 3], // longer than one 1024-entry chunk
+    [8, 4, 32, 4000, 2], // split-K: 16 splits of 250
   ];
   for (const [nH, nKv, hd, nC, R] of cases) {
     const numSlots = nC + 2 * R + 10;
@@ -463,31 +488,96 @@ async function attentionCases(k: Kernels, variant: string): Promise<Check[]> {
       ancestors: free.slice(R, R + Math.floor(rand() * 6)),
     }));
     const { data, rowsOff } = buildMeta(rows, committed);
-    const o = emptyBuffer(dev, R * nH * hd * 4);
-    const scale = 1 / Math.sqrt(hd);
-    await runOne(
-      k,
-      k.attention(),
-      [k.uniform([nH, nKv, hd, rowsOff, META.rowStride, META.committedOff, { f: scale }, 0]), storageBuffer(dev, data), storageBuffer(dev, qkvHost), storageBuffer(dev, Kh), storageBuffer(dev, Vh), o],
-      k.attentionGrid(R, nH),
-    );
-    const got = new Float32Array(await readBuffer(dev, o, R * nH * hd * 4));
-    const want = new Float32Array(R * nH * hd);
-    rows.forEach((r, i) => {
-      const list = [...committed, ...r.ancestors, r.slot];
-      want.set(
-        refAttention(
-          qkvHost.slice(i * rowLen, i * rowLen + nH * hd),
-          list.map((s) => Kh.subarray(s * kvDim, (s + 1) * kvDim)),
-          list.map((s) => Vh.subarray(s * kvDim, (s + 1) * kvDim)),
-          nH,
-          nKv,
-          hd,
-        ),
-        i * nH * hd,
-      );
-    });
-    check(out, `attention [${variant}] heads=${nH}/${nKv} hd=${hd} committed=${nC} R=${R}`, got, want, 2e-5);
+    const meta = storageBuffer(dev, data);
+    const qkv = storageBuffer(dev, qkvHost);
+    const partOff = R * nH * hd;
+    const params = attentionParams(k, { numHeads: nH, numKvHeads: nKv, headDim: hd, rowsOff, split: { min: SPLIT_MIN, partOff } });
+    const reference = (K: Float32Array, V: Float32Array) => {
+      const want = new Float32Array(R * nH * hd);
+      rows.forEach((r, i) => {
+        const list = [...committed, ...r.ancestors, r.slot];
+        want.set(
+          refAttention(
+            qkvHost.slice(i * rowLen, i * rowLen + nH * hd),
+            list.map((s) => K.subarray(s * kvDim, (s + 1) * kvDim)),
+            list.map((s) => V.subarray(s * kvDim, (s + 1) * kvDim)),
+            nH,
+            nKv,
+            hd,
+          ),
+          i * nH * hd,
+        );
+      });
+      return want;
+    };
+    const name = `attention [${variant}] heads=${nH}/${nKv} hd=${hd} committed=${nC} R=${R}`;
+    for (const kv16 of [false, true]) {
+      // f16 pools: the halves of K and V, two per u32; the reference gets the same values widened.
+      const half = (a: Float32Array) => Uint16Array.from(a, f32ToF16Bits);
+      const K = kv16 ? Float32Array.from(half(Kh), f16BitsToF32) : Kh;
+      const V = kv16 ? Float32Array.from(half(Vh), f16BitsToF32) : Vh;
+      const pools = kv16 ? [storageBuffer(dev, half(Kh)), storageBuffer(dev, half(Vh))] : [storageBuffer(dev, Kh), storageBuffer(dev, Vh)];
+      const run = async (split: boolean) => {
+        const o = emptyBuffer(dev, (partOff + R * nH * 16 * (hd + 4)) * 4);
+        await runOne(k, k.attention({ kv16, split }), [params, meta, qkv, ...pools, o], k.attentionGrid(R, nH, split));
+        if (split) await runOne(k, k.attentionReduce(), [params, meta, o], [Math.ceil((R * nH * hd) / 4 / 64), 1]);
+        const got = new Float32Array(await readBuffer(dev, o, R * nH * hd * 4));
+        o.destroy();
+        return got;
+      };
+      const plain = await run(false);
+      const want = reference(K, V);
+      const kvName = kv16 ? ' KV f16' : '';
+      check(out, `${name}${kvName}`, plain, want, 2e-5);
+      if (nC >= 2 * SPLIT_MIN) {
+        const split = await run(true);
+        check(out, `${name}${kvName} split-K (${Math.min(16, Math.floor((nC + 1) / SPLIT_MIN))}+ splits) vs reference`, split, want, 2e-5);
+        check(out, `${name}${kvName} split-K vs the plain kernel`, split, plain, 2e-6);
+      }
+      for (const b of pools) b.destroy();
+    }
+    for (const b of [meta, qkv, params]) b.destroy();
+  }
+  return out;
+}
+
+/**
+ * The GPU top-k (shaders/topk.wgsl) vs src/speculative/sampling.ts on the CPU: ids (best first, ties
+ * to the lower id) equal topKIndices(logSoftmax(logits, T), k), log-probs within 2e-5; rows with
+ * planted ties, k from 1 to TOPK_MAX, temperatures 1, 0.7, 2.5 and 0 (meaning 1).
+ */
+export async function testTopK(): Promise<Check[]> {
+  const c = await gpu();
+  const k = new Kernels(c);
+  const dev = c.device;
+  const rand = seededRandom(31);
+  const out: Check[] = [];
+  for (const V of [301, 4096, 5003]) {
+    const R = 6;
+    const logits = randomArray(R * V, rand, 6);
+    // Ties: row 1 has its best value three times; row 2 a tie straddling the k-th place.
+    for (const i of [7, 100, 299]) logits[V + i] = 40;
+    for (const i of [3, 50, 51, 200]) logits[2 * V + i] = 9;
+    for (const [kk, T] of [[1, 1], [5, 0.7], [TOPK_MAX, 2.5], [3, 0]] as [number, number][]) {
+      const params = k.uniform([V, kk, { f: T > 0 ? T : 1 }, 0]);
+      const meta = storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data);
+      const cand = emptyBuffer(dev, R * 2 * kk * 4);
+      await runOne(k, k.topk(), [params, meta, storageBuffer(dev, logits), cand], [R, 1]);
+      const got = await readBuffer(dev, cand, R * 2 * kk * 4);
+      let idsDiffer = 0;
+      let maxErr = 0;
+      for (let r = 0; r < R; r++) {
+        const lp = logSoftmax(logits.subarray(r * V, (r + 1) * V), T);
+        const want = topKIndices(lp, kk);
+        const ids = new Int32Array(got, r * 2 * kk * 4, kk);
+        const lps = new Float32Array(got, (r * 2 + 1) * kk * 4, kk);
+        want.forEach((id, j) => {
+          if (ids[j] !== id) idsDiffer++;
+          maxErr = Math.max(maxErr, Math.abs(lps[j] - lp[id]));
+        });
+      }
+      out.push({ name: `top-k V=${V} k=${kk} T=${T}: ${idsDiffer} ids differ`, maxErr, tol: 2e-5, ok: idsDiffer === 0 && maxErr <= 2e-5 });
+    }
   }
   return out;
 }
@@ -547,10 +637,10 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
   for (const { name: cfg, k } of matmulConfigs(c))
   for (const format of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightFormat[]) {
     const inDim = format === 'f32' || format === 'f16' ? 200 : 224;
-    for (const v of [{}, { gated: true }, { residual: true, bias: true }]) {
+    for (const v of [{}, { gated: true }, { residual: true, bias: true }, { norm: true, gated: true }, { norm: true, bias: true }]) {
       const w0 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
       const w1 = hostTensor('w', [outDim, inDim], randomArray(outDim * inDim, rand, 0.1), format);
-      const b = randomArray(outDim, rand);
+      const { vecs: b, roles } = matmulVecs(outDim, inDim, rand);
       const xs = randomArray(64 * inDim, rand);
       const y0 = randomArray(64 * outDim, rand);
       const run = async (R: number, x: Float32Array, y: Float32Array) => {
@@ -558,8 +648,8 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
         await runOne(
           k,
           k.matmul({ format, ...v }),
-          [matmulParams(k, inDim, outDim, format), storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data), storageBuffer(dev, x), storageBuffer(dev, w0.data), storageBuffer(dev, w1.data), storageBuffer(dev, b), yb],
-          matmulGrid(outDim, k.lanes),
+          [matmulParams(k, inDim, outDim, format, roles), storageBuffer(dev, buildMeta(Array.from({ length: R }, () => ({}))).data), storageBuffer(dev, x), storageBuffer(dev, w0.data), storageBuffer(dev, w1.data), storageBuffer(dev, b), yb],
+          matmulGrid(outDim, k.lanes, k.matmulWorkgroup),
         );
         return new Float32Array(await readBuffer(dev, yb, R * outDim * 4));
       };
@@ -576,7 +666,7 @@ export async function testMatmulBatchIndependence(): Promise<{ name: string; dif
 // ---- whole stages ------------------------------------------------------------------------------------------
 
 /** Kernel variants a test stage uses: the adapter's defaults, or the ones GPUs get; quantized projections. */
-type Variants = { gpuVariants?: boolean; quant?: QuantFormat };
+type Variants = { gpuVariants?: boolean; quant?: QuantFormat; opts?: Partial<StageOptions> };
 
 /** A random tiny Llama for stage tests (intermediate 160 when quantized: input sizes multiples of 32). */
 function testModel(arg: { format: DenseFormat } & Variants, seed: number, over: Partial<ModelSpec> = {}): { spec: ModelSpec; tensors: (name: string) => HostTensor } {
@@ -584,7 +674,7 @@ function testModel(arg: { format: DenseFormat } & Variants, seed: number, over: 
   return { spec, tensors: getter(randomLlamaTensors(spec, seed, arg.format, arg.quant)) };
 }
 function variantOpts(a: Variants): Partial<StageOptions> {
-  return a.gpuVariants ? { lanes: DEFAULT_LANES, attention: 'workgroup' } : {};
+  return { ...(a.gpuVariants ? { lanes: DEFAULT_LANES, attention: 'workgroup', matmulWorkgroup: 64 } : {}), ...a.opts };
 }
 
 function fullRole(spec: ModelSpec): StageRole {
@@ -768,11 +858,79 @@ export async function testQuantBytes(): Promise<QuantBytes[]> {
   let f16 = 0;
   for (const quant of [undefined, 'q8_0', 'q4_0'] as const) {
     const { spec, tensors } = testModel({ format: 'f16', quant }, 9, { intermediateSize: 160 });
-    const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 16 });
+    const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 16, widenF16: false });
     if (!quant) f16 = st.projectionBytes;
     out.push({ format: quant ?? 'f16', weightBytes: st.weightBytes, projectionBytes: st.projectionBytes, ratio: st.projectionBytes / f16 });
     st.destroy();
   }
+  return out;
+}
+
+/**
+ * Dispatches per layer and per forward: 5 per layer fused for 1, 4 and 64 rows (8 unfused), 6 with
+ * split-K attention on a long list; embed + head + sample (or top-k) around them; KV bytes halved by f16.
+ */
+export async function testDispatchCounts(): Promise<{ name: string; got: number; want: number }[]> {
+  const c = await gpu();
+  const { spec, tensors } = testModel({ format: 'f16' }, 21);
+  const L = spec.numLayers;
+  const out: { name: string; got: number; want: number }[] = [];
+  const row = (R: number, anc = 0): RowBatch => ({
+    tokens: new Int32Array(R).fill(3),
+    positions: new Int32Array(R).fill(anc),
+    slots: Int32Array.from({ length: R }, (_, i) => 300 + i),
+    ancestors: Array.from({ length: R }, () => Int32Array.from({ length: anc }, (_, j) => j)),
+  });
+  const kvBytes: Record<string, number> = {};
+  for (const [name, opts] of [['fused', {}], ['fused f16 KV', { kvDtype: 'f16' }], ['unfused', { fused: false }]] as [string, Partial<StageOptions>][]) {
+    const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 400, attentionSplit: 64, ...opts });
+    const perLayer = st.fused ? 5 : 8;
+    out.push({ name: `${name}: dispatchesPerLayer`, got: st.dispatchesPerLayer, want: perLayer });
+    for (const R of [1, 4, 64]) out.push({ name: `${name}: forward of ${R} rows`, got: st.dispatchCount(row(R)), want: 1 + perLayer * L + (st.fused ? 2 : 3) });
+    // 200 ancestors: attend lists of 201 >= 2 * 64 entries, so split-K (+1 per layer).
+    out.push({ name: `${name}: forward with split-K attention`, got: st.dispatchCount(row(2, 200)), want: 1 + (perLayer + 1) * L + (st.fused ? 2 : 3) });
+    out.push({ name: `${name}: candidates without sampling (top-k instead of sample)`, got: st.dispatchCount({ ...row(2), candidates: { k: 4, temperature: 1 } }), want: 1 + perLayer * L + (st.fused ? 2 : 3) });
+    kvBytes[name] = st.kvBytes;
+    st.destroy();
+  }
+  const kvDim = spec.numKvHeads * spec.headDim;
+  out.push({ name: 'kvBytes f32', got: kvBytes.fused, want: 2 * L * 400 * kvDim * 4 });
+  out.push({ name: 'kvBytes f16 (half)', got: kvBytes['fused f16 KV'], want: kvBytes.fused / 2 });
+  return out;
+}
+
+/**
+ * Candidates from a stage (the GPU top-k after the head) vs the CPU on the full logits of the same
+ * forward: ids equal topKIndices(logSoftmax(logits, T), k), log-probs within 2e-5; tokens only when
+ * sampling is asked for.
+ */
+export async function testStageCandidates(arg: { format: DenseFormat } & Variants): Promise<Check[]> {
+  const c = await gpu();
+  const { spec, tensors } = testModel(arg, 99);
+  const st = await Stage.create(c, spec, fullRole(spec), tensors, { numSlots: 64, ...variantOpts(arg) });
+  const prompt = [4, 9, 16, 25, 36];
+  await st.forward(seqBatch(prompt, 0, 0));
+  st.kv.commit([0, 1, 2, 3, 4]);
+  const out: Check[] = [];
+  const tree: RowBatch = { tokens: Int32Array.of(7, 8, 9), positions: Int32Array.of(5, 5, 6), slots: Int32Array.of(10, 11, 12), ancestors: [new Int32Array(0), new Int32Array(0), Int32Array.of(10)] };
+  const full = await st.forward({ ...tree, logitsRows: [0, 1, 2] });
+  const V = spec.vocabSize;
+  for (const [k, T, rows, sampling] of [[4, 1, [0, 2], false], [TOPK_MAX, 0.6, undefined, true], [1, 0, [1], false]] as [number, number, number[] | undefined, boolean][]) {
+    const res = await st.forward({ ...tree, logitsRows: rows, candidates: { k, temperature: T }, sampling: sampling ? [0, 1, 2].map(() => ({ temperature: 0, topK: 0, topP: 1, uniform: 0 })) : undefined });
+    const which = rows ?? [0, 1, 2];
+    let idsDiffer = 0;
+    let maxErr = 0;
+    which.forEach((r, i) => {
+      const lp = logSoftmax(full.logits!.subarray(r * V, (r + 1) * V), T);
+      topKIndices(lp, k).forEach((id, j) => {
+        if (res.candidates!.ids[i * k + j] !== id) idsDiffer++;
+        maxErr = Math.max(maxErr, Math.abs(res.candidates!.logprobs[i * k + j] - lp[id]));
+      });
+    });
+    const tokensOk = sampling ? res.tokens?.join() === full.tokens!.join() : res.tokens === undefined && res.logits === undefined;
+    out.push({ name: `stage candidates k=${k} T=${T} rows ${which.join(',')}: ${idsDiffer} ids differ, tokens ${tokensOk ? 'as expected' : 'WRONG'}`, maxErr, tol: 2e-5, ok: idsDiffer === 0 && maxErr <= 2e-5 && tokensOk && res.candidates!.ids.length === which.length * k });
+  }
+  st.destroy();
   return out;
 }
 

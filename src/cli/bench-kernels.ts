@@ -1,8 +1,9 @@
-// `npm run bench:kernels [-- --json] [--size 2048] [--rows 1,4,16] [--lanes 1] [--seconds 0.4] [--no-stage]`
+// `npm run bench:kernels [-- --json] [--size 2048] [--rows 1,4,16] [--lanes 1] [--seconds 0.4] [--no-stage] [--no-decode] [--contexts 64,1024,4096]`
 // Measures, in headless Chromium on the current WebGPU adapter (`npm run gpu:node -- bench` runs the
 // same code in Node on any Vulkan adapter), the matrix-vector kernel's achieved
 // bandwidth (weight bytes read / time) for f32 and f16 weights next to a vec4 copy kernel's
-// (read + write bytes / time).
+// (read + write bytes / time), the decode paths side by side (dispatches per layer, the path before
+// issue 13 next to the fused default) and attention plain vs split-K at several contexts.
 import { parseArgs, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import { formatBench, benchOptions, BENCH_ARGS } from './bench-report.ts';

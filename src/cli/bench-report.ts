@@ -2,7 +2,7 @@
 import type { BenchResult, BenchOptions } from '../gpu/kernel-bench.ts';
 import { flag, num, numList, type Args } from '../common/args.ts';
 
-export const BENCH_ARGS = ['size', 'rows', 'lanes', 'seconds', 'reps', 'no-subgroups', 'no-stage'];
+export const BENCH_ARGS = ['size', 'rows', 'lanes', 'seconds', 'reps', 'no-subgroups', 'no-stage', 'no-decode', 'contexts'];
 
 export function benchOptions(args: Args): BenchOptions {
   return {
@@ -13,6 +13,8 @@ export function benchOptions(args: Args): BenchOptions {
     reps: num(args, 'reps', 5),
     noSubgroups: flag(args, 'no-subgroups'),
     stage: !flag(args, 'no-stage'),
+    decode: !flag(args, 'no-decode'),
+    contexts: numList(args, 'contexts'),
   };
 }
 
@@ -31,6 +33,21 @@ export function formatBench(r: BenchResult): string {
     for (const s of r.stage) {
       const prof = (s.profile ?? []).map((p) => `${p.step} ${p.ms.toFixed(1)}`).join(', ');
       lines.push(`  ${s.format} R=${String(s.rows).padEnd(3)} ${s.ms.toFixed(1).padStart(8)} ms/forward   [ms per step kind, one submit each: ${prof}]`);
+    }
+  }
+  if (r.gemvCopyRatio !== undefined) lines.push('', `1-row f32 matvec / copy: ${r.gemvCopyRatio.toFixed(2)}`);
+  if (r.decode) {
+    lines.push('', `decode, one row after 64 tokens, ${r.decode.model}; ${r.decode.rounds} interleaved rounds:`);
+    for (const p of r.decode.paths) {
+      lines.push(
+        `  ${p.path.padEnd(60)} median ${p.ms.toFixed(2).padStart(7)} ms x${p.speedup.toFixed(2)}, fastest ${p.minMs.toFixed(2).padStart(7)} ms x${p.minSpeedup.toFixed(2)}; ${p.dispatchesPerLayer} dispatches/layer, ${p.dispatches} in all; KV ${p.kvBytes} bytes`,
+      );
+    }
+  }
+  if (r.attention?.length) {
+    lines.push('', 'attention, one row (8 heads / 4 KV heads, head size 32): plain vs split-K (+ reduce):');
+    for (const a of r.attention) {
+      lines.push(`  context ${String(a.context).padStart(5)} ${a.variant} KV ${a.kvDtype}: plain ${a.plainMs.toFixed(3)} ms, split ${a.splitMs.toFixed(3)} ms (${a.splits} splits)`);
     }
   }
   return lines.join('\n');

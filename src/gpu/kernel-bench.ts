@@ -4,10 +4,10 @@
 import type { WeightFormat } from '../model/types.ts';
 import { isQuantFormat } from '../model/quant.ts';
 import { createGpuContext } from './device.ts';
-import { Kernels, defaultLanes, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
+import { Kernels, META, attentionParams, defaultLanes, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
 import { seededRandom } from '../common/numerics.ts';
 import { randomArray, hostTensor, tinyLlamaSpec, randomLlamaTensors, getter } from './synthetic-model.ts';
-import { Stage } from './stage.ts';
+import { Stage, type StageOptions } from './stage.ts';
 import type { RowBatch } from './types.ts';
 
 const DEFAULT_FORMATS: WeightFormat[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -25,6 +25,42 @@ export interface BenchOptions {
   reps?: number;
   /** Also time whole-stage forwards of a random model (default true). */
   stage?: boolean;
+  /** Also compare decode paths (unfused / fused / fused + f16 KV) on the bundled target's shape (default true). */
+  decode?: boolean;
+  /** Also time attention at these context lengths, plain vs split-K (default 64, 1024, 4096; [] skips). */
+  contexts?: number[];
+}
+
+/** One kernel path of the decode comparison: ms per one-row forward, interleaved with the others. */
+export interface DecodePath {
+  path: string;
+  fused: boolean;
+  /** f16 matrices uploaded as f32. */
+  widenF16: boolean;
+  matmulWorkgroup: number;
+  kvDtype: 'f32' | 'f16';
+  /** Median ms per forward (one row, 64 committed tokens, greedy token read back). */
+  ms: number;
+  /** Fastest forward: on a loaded machine, the closest to the path's own cost. */
+  minMs: number;
+  /** Median of (the first path's ms / this path's ms) over interleaved rounds. */
+  speedup: number;
+  /** The first path's minMs / this path's minMs. */
+  minSpeedup: number;
+  dispatchesPerLayer: number;
+  /** Dispatches of the whole forward (embed, layers, head, sample). */
+  dispatches: number;
+  kvBytes: number;
+}
+
+/** Attention of one row over `context` entries: the plain kernel vs split-K (first pass + reduce). */
+export interface AttentionBench {
+  context: number;
+  variant: string;
+  kvDtype: 'f32' | 'f16';
+  plainMs: number;
+  splitMs: number;
+  splits: number;
 }
 
 export interface StageBench {
@@ -57,6 +93,139 @@ export interface BenchResult {
   copy: BenchRow;
   matvec: BenchRow[];
   stage: StageBench[];
+  /** The 1-row f32 matrix-vector kernel's bandwidth / the copy kernel's (lanes: the adapter's default). */
+  gemvCopyRatio?: number;
+  /** Dispatches per decoder layer of the default (fused) path. */
+  dispatchesPerLayer?: number;
+  /** The decode paths compared on the bundled target's shape (random weights). */
+  decode?: { model: string; rounds: number; paths: DecodePath[] };
+  attention?: AttentionBench[];
+}
+
+/** The bundled demo-target's shape (public/models/demo-target/config.json). */
+const DEMO_TARGET = { hiddenSize: 256, intermediateSize: 688, numLayers: 8, numHeads: 8, numKvHeads: 4, headDim: 32, vocabSize: 4096, maxPositions: 1024 };
+
+/**
+ * The unfused path, the fused path and the fused path with an f16 KV cache, on a random model of
+ * the demo-target's shape with f16 weights (as the bundled one is stored): one-row forwards after a
+ * 64-token prompt, the paths taking turns within each round so that a shared machine's load hits
+ * them alike.
+ */
+async function benchDecode(ctx: Awaited<ReturnType<typeof createGpuContext>>, rounds: number): Promise<NonNullable<BenchResult['decode']>> {
+  const spec = tinyLlamaSpec(DEMO_TARGET);
+  const tensors = getter(randomLlamaTensors(spec, 3, 'f16'));
+  const role = { layers: { start: 0, end: spec.numLayers }, embed: true, head: true };
+  const variants: { path: string; opts: Partial<StageOptions> }[] = [
+    { path: 'before issue 13: unfused, f16 in kernels, 64-thread groups', opts: { fused: false, widenF16: false, matmulWorkgroup: 64 } },
+    { path: 'default: fused (+ adapter defaults)', opts: {} },
+    { path: 'default with an f16 KV cache', opts: { kvDtype: 'f16' } },
+    { path: 'unfused with the same adapter defaults', opts: { fused: false } },
+  ];
+  const ctxLen = 64;
+  const stages: Stage[] = [];
+  for (const v of variants) {
+    const st = await Stage.create(ctx, spec, role, tensors, { numSlots: 256, ...v.opts });
+    const pre: RowBatch = {
+      tokens: Int32Array.from({ length: ctxLen }, (_, i) => (i * 31) % spec.vocabSize),
+      positions: Int32Array.from({ length: ctxLen }, (_, i) => i),
+      slots: Int32Array.from({ length: ctxLen }, (_, i) => i),
+      ancestors: Array.from({ length: ctxLen }, (_, i) => Int32Array.from({ length: i }, (_, j) => j)),
+    };
+    await st.forward(pre);
+    st.kv.commit(pre.slots);
+    stages.push(st);
+  }
+  const one: RowBatch = { tokens: Int32Array.of(5), positions: Int32Array.of(ctxLen), slots: Int32Array.of(100), ancestors: [new Int32Array(0)] };
+  const times: number[][] = variants.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < stages.length; i++) {
+      const t0 = performance.now();
+      await stages[i].forward(one);
+      times[i].push(performance.now() - t0);
+    }
+  }
+  const paths = variants.map((v, i): DecodePath => ({
+    path: v.path,
+    fused: stages[i].fused,
+    widenF16: stages[i].widenF16,
+    matmulWorkgroup: stages[i].matmulWorkgroup,
+    kvDtype: stages[i].kvDtype,
+    ms: median(times[i]),
+    minMs: Math.min(...times[i]),
+    speedup: median(times[0].map((t, r) => t / times[i][r])),
+    minSpeedup: Math.min(...times[0]) / Math.min(...times[i]),
+    dispatchesPerLayer: stages[i].dispatchesPerLayer,
+    dispatches: stages[i].dispatchCount(one),
+    kvBytes: stages[i].kvBytes,
+  }));
+  for (const st of stages) st.destroy();
+  return { model: `random weights (f16) of the bundled demo-target's shape: hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize}; 256 KV slots`, rounds, paths };
+}
+
+/** One row's attention over `context` KV entries (random K/V): the plain kernel vs split-K + reduce. */
+async function benchAttention(ctx: Awaited<ReturnType<typeof createGpuContext>>, contexts: number[], seconds: number): Promise<AttentionBench[]> {
+  const dev = ctx.device;
+  const rand = seededRandom(4);
+  const { numHeads: nH, numKvHeads: nKv, headDim: hd } = DEMO_TARGET;
+  const out: AttentionBench[] = [];
+  const splitMin = 256;
+  for (const context of contexts) {
+    for (const kvDtype of ['f32', 'f16'] as const) {
+      const k = new Kernels(ctx);
+      const kvDim = nKv * hd;
+      const poolBytes = context * kvDim * (kvDtype === 'f16' ? 2 : 4);
+      const K = storageBuffer(dev, randomArray(poolBytes / 4, rand));
+      const V = storageBuffer(dev, randomArray(poolBytes / 4, rand));
+      if (kvDtype === 'f16') {
+        // Random halves in [0.5, 2): valid f16 pairs.
+        for (const b of [K, V]) dev.queue.writeBuffer(b, 0, Uint32Array.from({ length: poolBytes / 4 }, () => (0x3800 + Math.floor(rand() * 0x800)) * 0x10001));
+      }
+      // One row attending to slots 0 .. context - 1 (committed 0 .. context - 2, then its own).
+      const rowsOff = META.committedOff + context;
+      const meta = new Uint32Array(rowsOff + META.rowStride);
+      meta[0] = 1;
+      meta[1] = context - 1;
+      for (let i = 0; i < context - 1; i++) meta[META.committedOff + i] = i;
+      meta[rowsOff + 2] = context - 1;
+      meta[rowsOff + 3] = rowsOff + META.rowStride;
+      const metaBuf = storageBuffer(dev, meta);
+      const qkv = storageBuffer(dev, randomArray((nH + 2 * nKv) * hd, rand));
+      const partOff = nH * hd;
+      const att = emptyBuffer(dev, (partOff + nH * 16 * (hd + 4)) * 4);
+      const params = attentionParams(k, { numHeads: nH, numKvHeads: nKv, headDim: hd, rowsOff, split: { min: splitMin, partOff } });
+      const kv16 = kvDtype === 'f16';
+      const plain = k.attention({ kv16 });
+      const split = k.attention({ kv16, split: true });
+      const reduce = k.attentionReduce();
+      await k.ready();
+      const res = [params, metaBuf, qkv, K, V, att];
+      const gPlain = k.bind(plain, res);
+      const gSplit = k.bind(split, res);
+      const gReduce = k.bind(reduce, [params, metaBuf, att]);
+      const tPlain = await timer(dev, (p) => {
+        p.setPipeline(plain);
+        p.setBindGroup(0, gPlain);
+        p.dispatchWorkgroups(...k.attentionGrid(1, nH));
+      }, seconds);
+      const tSplit = await timer(dev, (p) => {
+        p.setPipeline(split);
+        p.setBindGroup(0, gSplit);
+        p.dispatchWorkgroups(...k.attentionGrid(1, nH, true));
+        p.setPipeline(reduce);
+        p.setBindGroup(0, gReduce);
+        p.dispatchWorkgroups(Math.ceil((nH * hd) / 4 / 64));
+      }, seconds);
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        a.push(await tPlain());
+        b.push(await tSplit());
+      }
+      out.push({ context, variant: k.attentionVariant, kvDtype, plainMs: median(a), splitMs: median(b), splits: Math.min(16, Math.max(1, Math.floor(context / splitMin))) });
+      for (const x of [K, V, metaBuf, qkv, att, params]) x.destroy();
+    }
+  }
+  return out;
 }
 
 /** Wall time of one dispatch, measured as N back-to-back dispatches in one command buffer. */
@@ -200,7 +369,10 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
       st.destroy();
     }
   }
+  const decode = (o.decode ?? true) ? await benchDecode(ctx, Math.max(5, reps * 4)) : undefined;
+  const attention = await benchAttention(ctx, o.contexts ?? [64, 1024, 4096], seconds);
   dev.destroy();
+  const gemv = matvec.find((m) => m.format === 'f32' && m.rows === 1 && m.lanes === defaultLanes(ctx) && m.subgroups === new Kernels(ctx).subgroups);
   return {
     adapter: { description: ctx.description, features: { ...ctx.features }, info: { ...ctx.info } },
     size,
@@ -208,5 +380,9 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
     copy,
     matvec,
     stage,
+    gemvCopyRatio: gemv?.ratio,
+    dispatchesPerLayer: decode?.paths.find((p) => p.fused)?.dispatchesPerLayer,
+    decode,
+    attention,
   };
 }

@@ -9,6 +9,9 @@ import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import attentionSerialWgsl from '../../shaders/attention-serial.wgsl?raw';
+import attentionReduceWgsl from '../../shaders/attention-reduce.wgsl?raw';
+import matmulRopeWgsl from '../../shaders/matmul-rope.wgsl?raw';
+import topkWgsl from '../../shaders/topk.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 import attendListWgsl from '../../shaders/attend-list.wgsl?raw';
@@ -32,7 +35,29 @@ export interface MatmulVariant {
   bias?: boolean;
   /** y = y + x W^T (residual add fused into the output write). */
   residual?: boolean;
+  /** RMSNorm of x in the prologue (weight at P.normOff of binding 5, eps in P). */
+  norm?: boolean;
+  /** With norm: the norm weight is already folded into the (f32) weight columns, so x is not multiplied by it. */
+  normInW?: boolean;
+  /**
+   * The fused q/k/v projection's epilogue (shaders/matmul-rope.wgsl): RoPE and the KV-cache write;
+   * binding 7 = the RoPE table, 8 = the layer's KV pools. Needs q/k rows permuted at upload.
+   */
+  rope?: boolean;
+  /** With rope: the KV pools hold IEEE halves, two per u32. */
+  kv16?: boolean;
 }
+
+/** The attention kernel's form: its variant, the KV pools' element type, split-K (first pass). */
+export interface AttentionKind {
+  kv16?: boolean;
+  split?: boolean;
+}
+
+/** Most splits of one row's attend list in split-K attention (attend-list.wgsl's SMAX). */
+export const ATTENTION_MAX_SPLITS = 16;
+/** Most candidates per row of the GPU top-k (topk.wgsl's KMAX). */
+export const TOPK_MAX = 16;
 
 /**
  * Threads that share one output of the matmul (they split its input and add their sums in order).
@@ -55,6 +80,31 @@ function isCpuAdapter(ctx: GpuContext): boolean {
 
 export function defaultAttention(ctx: GpuContext): AttentionVariant {
   return isCpuAdapter(ctx) ? 'serial' : 'workgroup';
+}
+
+/**
+ * List entries per split of split-K attention (StageOptions.attentionSplit): 256 on GPUs, where one
+ * workgroup per head leaves most of the GPU idle at long contexts; 0 (never) on CPU adapters, where
+ * splitting showed no gain on SwiftShader (bench:kernels' attention rows).
+ */
+export function defaultAttentionSplit(ctx: GpuContext): number {
+  return isCpuAdapter(ctx) ? 0 : 256;
+}
+
+/**
+ * Threads per matmul workgroup: 16 on CPU adapters, where each workgroup runs on one core and a
+ * 256-output matrix would otherwise be one workgroup (one core); 64 elsewhere.
+ */
+export function defaultMatmulWorkgroup(ctx: GpuContext): number {
+  return isCpuAdapter(ctx) ? 16 : 64;
+}
+
+/**
+ * Whether f16 matrices are uploaded widened to f32: on CPU adapters, where instructions, not bytes,
+ * bound the matmul (SwiftShader: f32 weights ~1.7x faster than widening halves in the kernel).
+ */
+export function defaultWidenF16(ctx: GpuContext): boolean {
+  return isCpuAdapter(ctx);
 }
 
 function replaceMarker(src: string, marker: string, replacement: string, pattern: RegExp): string {
@@ -182,12 +232,28 @@ export function specialiseWeights(src: string, format: DenseFormat): string {
   return joinWgsl(weightParts('kernel', src, format)).code;
 }
 
+/**
+ * The f16 form of a KV-reading attention source (/*@KV4*\/, /*@KV1*\/ types and /*@KLOAD*\/,
+ * /*@VLOAD*\/, /*@VLOAD1*\/ loads): pools of IEEE halves two per u32, widened exactly (widen-halves.wgsl).
+ */
+function kvParts(file: string, src: string, kv16: boolean): WgslPart[] {
+  if (!kv16) return [{ file, code: src }];
+  const s = src
+    .replace(/\/\*@KV4\*\/vec4<f32>/g, 'vec2<u32>')
+    .replace(/\/\*@KV1\*\/f32/g, 'u32')
+    .replace(/\/\*@KLOAD\*\/return kPool\[i\];/, 'return widenHalves(kPool[i]);')
+    .replace(/\/\*@VLOAD\*\/return vPool\[i\];/, 'return widenHalves(vPool[i]);')
+    .replace(/\/\*@VLOAD1\*\/return vPool\[i\];/, 'return widenHalf(vPool[i >> 1u] >> ((i & 1u) << 4u));');
+  return [{ file, code: s }, { file: 'widen-halves.wgsl', code: widenHalvesWgsl }];
+}
+
 /** matmul.wgsl's reduceLanes, and its subgroup form. */
 const REDUCE_LANES = /fn reduceLanes\(t: u32, a: vec4<f32>\) -> vec4<f32> \{[\s\S]*?\n\}\n/;
 const REDUCE_LANES_SUBGROUP = 'fn reduceLanes(t: u32, a: vec4<f32>) -> vec4<f32> {\n  var s = a;\n  for (var m = 1u; m < LANES; m <<= 1u) { s = s + subgroupShuffleXor(s, m); }\n  return s;\n}\n';
 
-function matmulParts(v: MatmulVariant, lanes: number, subgroups: boolean): WgslPart[] {
+function matmulParts(v: MatmulVariant, lanes: number, subgroups: boolean, wg = 64): WgslPart[] {
   if (64 % lanes !== 0 || (lanes & (lanes - 1)) !== 0) throw new BadRequestError(`matmul lanes must be a power of two dividing 64, got ${lanes}`);
+  if (![16, 32, 64].includes(wg) || wg % lanes !== 0) throw new BadRequestError(`matmul workgroup size must be 16, 32 or 64 and a multiple of lanes, got ${wg}`);
   const [main, ...rest] = weightParts('matmul.wgsl', matmulWgsl, v.format);
   let s = main.code;
   if (subgroups && lanes > 1) {
@@ -197,10 +263,19 @@ function matmulParts(v: MatmulVariant, lanes: number, subgroups: boolean): WgslP
     s = 'enable subgroups; ' + s; // on line 1 (a comment there), for the same reason
   }
   s = replaceMarker(s, '/*@LANES*/', `${lanes}u`, /\/\*@LANES\*\/\d+u/);
+  s = replaceMarker(s, '/*@WG*/', `${wg}u`, /\/\*@WG\*\/\d+u/);
   s = replaceMarker(s, '/*@GATED*/', String(!!v.gated), /\/\*@GATED\*\/(true|false)/);
   s = replaceMarker(s, '/*@BIAS*/', String(!!v.bias), /\/\*@BIAS\*\/(true|false)/);
   s = replaceMarker(s, '/*@RESIDUAL*/', String(!!v.residual), /\/\*@RESIDUAL\*\/(true|false)/);
-  return [{ file: main.file, code: s }, ...rest];
+  s = replaceMarker(s, '/*@NORM*/', String(!!v.norm), /\/\*@NORM\*\/(true|false)/);
+  s = replaceMarker(s, '/*@ROPE*/', String(!!v.rope), /\/\*@ROPE\*\/(true|false)/);
+  s = replaceMarker(s, '/*@NORM_IN_W*/', String(!!v.normInW), /\/\*@NORM_IN_W\*\/(true|false)/);
+  if (v.rope && v.gated) throw new BadRequestError('matmul: the rope epilogue is for the q/k/v projection, not the gated MLP');
+  // The rope epilogue declares bindings 7 and 8; the other variants get a stub (no extra bindings).
+  const epilogue = v.rope
+    ? { file: 'matmul-rope.wgsl', code: replaceMarker(matmulRopeWgsl, '/*@KV16*/', String(!!v.kv16), /\/\*@KV16\*\/(true|false)/) }
+    : { file: 'matmul.wgsl (no rope)', code: 'fn ropeStore(r: u32, o0: u32, acc: vec4<f32>) {}\n' };
+  return [{ file: main.file, code: s }, epilogue, ...rest];
 }
 
 /**
@@ -216,6 +291,8 @@ export type BindingResource = GPUBuffer | { buffer: GPUBuffer; offset?: number; 
 export class Kernels {
   readonly device: GPUDevice;
   readonly lanes: number;
+  /** Threads per matmul workgroup (matmulGrid's `wg`). */
+  readonly matmulWorkgroup: number;
   /** Matmul lane reduction through subgroup shuffles. */
   readonly subgroups: boolean;
   readonly attentionVariant: AttentionVariant;
@@ -225,12 +302,13 @@ export class Kernels {
   /** Pipelines per device, shared by every Kernels (and Stage) on it. */
   private static caches = new WeakMap<GPUDevice, Map<string, PendingKernel>>();
 
-  constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean; attention?: AttentionVariant } = {}) {
+  constructor(readonly ctx: GpuContext, opts: { lanes?: number; subgroups?: boolean; attention?: AttentionVariant; matmulWorkgroup?: number } = {}) {
     this.device = ctx.device;
     let c = Kernels.caches.get(ctx.device);
     if (!c) Kernels.caches.set(ctx.device, (c = new Map()));
     this.cache = c;
     this.lanes = opts.lanes ?? defaultLanes(ctx);
+    this.matmulWorkgroup = opts.matmulWorkgroup ?? 64;
     this.attentionVariant = opts.attention ?? defaultAttention(ctx);
     const minSg = (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0;
     this.subgroups = (opts.subgroups ?? true) && this.lanes > 1 && ctx.features.subgroups && minSg >= this.lanes;
@@ -258,8 +336,9 @@ export class Kernels {
   }
 
   matmul(v: MatmulVariant): GPUComputePipeline {
-    const key = `matmul:${v.format}:${v.gated ? 'g' : ''}${v.bias ? 'b' : ''}${v.residual ? 'r' : ''}:${this.lanes}${this.subgroups ? 'sg' : ''}`;
-    return this.pipeline(key, () => matmulParts(v, this.lanes, this.subgroups));
+    const flags = `${v.gated ? 'g' : ''}${v.bias ? 'b' : ''}${v.residual ? 'r' : ''}${v.norm ? (v.normInW ? 'N' : 'n') : ''}${v.rope ? (v.kv16 ? 'p16' : 'p') : ''}`;
+    const key = `matmul:${v.format}:${flags}:${this.lanes}${this.subgroups ? 'sg' : ''}:wg${this.matmulWorkgroup}`;
+    return this.pipeline(key, () => matmulParts(v, this.lanes, this.subgroups, this.matmulWorkgroup));
   }
   embed(format: WeightFormat): GPUComputePipeline {
     if (isQuantFormat(format)) throw new BadRequestError(`the embedding is never quantized (format ${format})`);
@@ -271,17 +350,28 @@ export class Kernels {
   rope(): GPUComputePipeline {
     return this.pipeline('rope', () => [{ file: 'rope.wgsl', code: ropeWgsl }]);
   }
-  attention(): GPUComputePipeline {
+  /** Attention (bindings: params, meta, qkv, K pool, V pool, out): plain, or split-K's first pass. */
+  attention(kind: AttentionKind = {}): GPUComputePipeline {
     const serial = this.attentionVariant === 'serial';
     const file = serial ? 'attention-serial.wgsl' : 'attention.wgsl';
-    return this.pipeline(serial ? 'attention-serial' : 'attention', () => [
-      { file, code: serial ? attentionSerialWgsl : attentionWgsl },
-      { file: 'attend-list.wgsl', code: attendListWgsl },
-    ]);
+    const key = `${serial ? 'attention-serial' : 'attention'}${kind.kv16 ? ':kv16' : ''}${kind.split ? ':split' : ''}`;
+    return this.pipeline(key, () => {
+      const [main, ...rest] = kvParts(file, serial ? attentionSerialWgsl : attentionWgsl, !!kind.kv16);
+      return [main, attendListPart(!!kind.split), ...rest];
+    });
   }
-  /** Workgroups of an attention dispatch for `rows` rows. */
-  attentionGrid(rows: number, numHeads: number): [number, number] {
-    return this.attentionVariant === 'serial' ? [Math.ceil((rows * numHeads) / 64), 1] : [numHeads, rows];
+  /** Split-K attention's second pass (bindings: params, meta, out). */
+  attentionReduce(): GPUComputePipeline {
+    return this.pipeline('attention-reduce', () => [{ file: 'attention-reduce.wgsl', code: attentionReduceWgsl }, attendListPart(true)]);
+  }
+  /** Workgroups of an attention dispatch for `rows` rows (split: the first pass of split-K). */
+  attentionGrid(rows: number, numHeads: number, split = false): [number, number, number] {
+    const s = split ? ATTENTION_MAX_SPLITS : 1;
+    return this.attentionVariant === 'serial' ? [Math.ceil((rows * numHeads * s) / 64), 1, 1] : [numHeads, rows, s];
+  }
+  /** Top-k candidates and their log-probabilities per row of logits (bindings: params, meta, logits, out). */
+  topk(): GPUComputePipeline {
+    return this.pipeline('topk', () => [{ file: 'topk.wgsl', code: topkWgsl }]);
   }
   sample(): GPUComputePipeline {
     return this.pipeline('sample', () => [{ file: 'sample.wgsl', code: sampleWgsl }]);
@@ -329,23 +419,52 @@ export class Kernels {
 }
 
 /** Workgroups for a matmul over `outDim` outputs (2-D when more than 65535 are needed). */
-export function matmulGrid(outDim: number, lanes: number): [number, number] {
-  const groups = Math.ceil(outDim / ((4 * 64) / lanes)); // 4 outputs per LANES threads
+export function matmulGrid(outDim: number, lanes: number, wg = 64): [number, number] {
+  const groups = Math.ceil(outDim / ((4 * wg) / lanes)); // 4 outputs per LANES threads
   if (groups <= 65535) return [groups, 1];
   const y = Math.ceil(groups / 65535);
   return [Math.ceil(groups / y), y];
 }
 
+/** What the fused matmul roles read besides the weights (MatmulVariant.norm / .rope). */
+export interface MatmulRoles {
+  /** norm: RMSNorm epsilon, and the f32 offset of the norm weight in binding 5. */
+  norm?: { eps: number; offset: number };
+  /** rope: the q/k/v layout, the RoPE table's length, and the u32 offset of the V pool in binding 8. */
+  rope?: { rowsOff: number; headDim: number; qDim: number; kvDim: number; maxPos: number; vOff: number };
+}
+
 /**
  * The matmul's parameters for weights [outDim, inDim] in `format` (quantized formats: where the
- * block scales start).
+ * block scales start), and what its fused roles need.
  * @throws BadRequestError when inDim is not a multiple of 4; ModelFormatError when a quantized
  * matrix's inDim is not a multiple of 32.
  */
-export function matmulParams(k: Kernels, inDim: number, outDim: number, format: WeightFormat = 'f32'): GPUBuffer {
+export function matmulParams(k: Kernels, inDim: number, outDim: number, format: WeightFormat = 'f32', roles: MatmulRoles = {}): GPUBuffer {
   if (inDim % 4 !== 0) throw new BadRequestError(`matmul input size must be a multiple of 4, got ${inDim}`);
   const scaleOff = isQuantFormat(format) ? quantLayout([outDim, inDim], format, `matmul ${outDim}x${inDim}`).scaleOffset : 0;
-  return k.uniform([inDim / 4, outDim, scaleOff, 0], `matmul ${outDim}x${inDim}`);
+  const n = roles.norm;
+  const p = roles.rope;
+  return k.uniform(
+    [inDim / 4, outDim, scaleOff, { f: n?.eps ?? 0 }, n?.offset ?? 0, p?.rowsOff ?? 0, META.rowStride, p?.headDim ?? 0, p?.qDim ?? 0, p?.kvDim ?? 0, p?.maxPos ?? 0, p?.vOff ?? 0, 0, 0, 0, 0],
+    `matmul ${outDim}x${inDim}`,
+  );
+}
+
+/** The attention kernels' parameters (attend-list.wgsl); `split`: entries per split and where partials start. */
+export function attentionParams(
+  k: Kernels,
+  a: { numHeads: number; numKvHeads: number; headDim: number; rowsOff: number; split?: { min: number; partOff: number } },
+): GPUBuffer {
+  const s = a.split;
+  return k.uniform(
+    [a.numHeads, a.numKvHeads, a.headDim, a.rowsOff, META.rowStride, META.committedOff, { f: 1 / Math.sqrt(a.headDim) }, s?.min ?? 0, s?.partOff ?? 0, 0, 0, 0],
+    'attention params',
+  );
+}
+
+function attendListPart(split: boolean): WgslPart {
+  return { file: 'attend-list.wgsl', code: replaceMarker(attendListWgsl, '/*@SPLIT*/', String(split), /\/\*@SPLIT\*\/(true|false)/) };
 }
 
 function mib(bytes: number): string {
@@ -362,9 +481,12 @@ function checkBufferSize(device: GPUDevice, size: number, label?: string): void 
   }
 }
 
-/** Creates a storage buffer with `data` (padded to 4 bytes). @throws GpuLimitsError when it is over maxBufferSize. */
+/**
+ * Creates a storage buffer with `data`, zero-padded to 16 bytes (so vec4 arrays cover every value).
+ * @throws GpuLimitsError when it is over maxBufferSize.
+ */
 export function storageBuffer(device: GPUDevice, data: ArrayBufferView, label?: string, extraUsage = 0): GPUBuffer {
-  const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4);
+  const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
   checkBufferSize(device, size, label);
   const buf = device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage, mappedAtCreation: true });
   new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));

@@ -2,13 +2,16 @@
 //
 // Per forward: one small upload (`meta`: rows, committed slots, per-row records and ancestor lists;
 // plus the input hidden states on a non-first stage), one command buffer with every dispatch, one
-// readback (hidden states, or tokens and the requested logits). All activations are preallocated
-// for maxRows at creation. Per layer: rmsnorm -> fused qkv matmul (+bias) -> rope + KV write ->
-// attention -> o_proj (+residual) -> rmsnorm -> gate/up matmul with silu -> down_proj (+residual).
+// readback (hidden states, or tokens / candidates and the requested logits). All activations are
+// preallocated for maxRows at creation. Per layer (fused, the default: five dispatches):
+// q/k/v matmul with RMSNorm in its prologue and RoPE + the KV write in its epilogue -> attention
+// (split-K: two passes, for long lists) -> o_proj (+residual) -> gate/up matmul with RMSNorm in its
+// prologue and silu -> down_proj (+residual). The unfused path (`fused: false`, eight dispatches:
+// separate rmsnorm and rope kernels) is kept as the yardstick of bench:kernels.
 import type { HostTensor, ModelSpec, StageRole, WeightFormat } from '../model/types.ts';
 import type { RowBatch, StageOutput } from './types.ts';
 import type { GpuContext } from './device.ts';
-import { Kernels, type AttentionVariant, META, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
+import { Kernels, defaultAttentionSplit, defaultMatmulWorkgroup, defaultWidenF16, type AttentionVariant, type BindingResource, type MatmulRoles, META, ATTENTION_MAX_SPLITS, TOPK_MAX, attentionParams, matmulGrid, matmulParams, storageBuffer, emptyBuffer } from './kernels.ts';
 import { KvSlots } from './kv.ts';
 import { ropeTable } from '../common/numerics.ts';
 import { tensorF32, tensorIn } from '../model/weights.ts';
@@ -28,28 +31,117 @@ export interface StageOptions {
   lanes?: number;
   /** Attention kernel (default: 'serial' on CPU adapters, else 'workgroup'). */
   attention?: AttentionVariant;
+  /**
+   * Fused kernels (default true): RMSNorm in the prologue of the matmuls it feeds, RoPE and the KV
+   * write in the q/k/v matmul's epilogue (five dispatches per layer). false: the previous path with
+   * separate rmsnorm and rope dispatches (eight per layer), for comparison.
+   */
+  fused?: boolean;
+  /** Element type of the KV cache (default 'f32'; 'f16' halves its memory and needs `fused`). */
+  kvDtype?: 'f32' | 'f16';
+  /**
+   * Split-K attention: a row's attend list is cut into one split per this many entries (at most
+   * ATTENTION_MAX_SPLITS), attended in parallel and combined by a reduce pass, when some row of the
+   * forward has at least twice this many (default: 256 on GPUs, 0 = never on CPU adapters).
+   */
+  attentionSplit?: number;
+  /** Threads per matmul workgroup: 16, 32 or 64 (default: 16 on CPU adapters, else 64). */
+  matmulWorkgroup?: number;
+  /**
+   * Upload f16 matrices widened to f32, where the f32 matrix fits one binding: twice the bytes, no
+   * widening in the kernels, the same values (default: on CPU adapters, unless the projections are
+   * quantized).
+   */
+  widenF16?: boolean;
 }
 
-/** One dispatch of the forward: pipeline, bind group, and its grid as a function of the row count. */
+/** The tensor as uploaded: f16 widened to f32 when `widen` and the f32 copy is at most `maxBytes`. */
+function uploaded(t: HostTensor, widen: boolean, maxBytes: number): HostTensor {
+  return widen && t.format === 'f16' && t.data.length * 4 <= maxBytes ? { ...t, format: 'f32', data: tensorF32(t) } : t;
+}
+
+/** What a forward needs dispatched: its rows, split-K attention, a sampled token, candidates. */
+interface ForwardShape {
+  rows: number;
+  split: boolean;
+  sample: boolean;
+  topk: boolean;
+}
+
+/** One dispatch of the forward: pipeline, bind group, its grid, and whether this forward needs it. */
 interface Step {
   label: string;
   pipe: GPUComputePipeline;
   group: GPUBindGroup;
-  grid: (rows: number) => [number, number];
+  grid: (f: ForwardShape) => [number, number, number?];
+  when?: (f: ForwardShape) => boolean;
+}
+
+/**
+ * The row order of the fused q/k/v matrix: within each q and k head, row 2j is row j and row 2j + 1
+ * is row j + headDim / 2, so that RoPE's pairs are adjacent outputs (shaders/matmul-rope.wgsl).
+ */
+function ropePairOrder(numHeads: number, numKvHeads: number, headDim: number): Int32Array {
+  const half = headDim / 2;
+  const rows = (numHeads + 2 * numKvHeads) * headDim;
+  const order = Int32Array.from({ length: rows }, (_, i) => i);
+  for (let h = 0; h < numHeads + numKvHeads; h++) {
+    for (let j = 0; j < half; j++) {
+      order[h * headDim + 2 * j] = h * headDim + j;
+      order[h * headDim + 2 * j + 1] = h * headDim + j + half;
+    }
+  }
+  return order;
+}
+
+/**
+ * f32 weights [rows, cols] with an RMSNorm weight folded into their columns (W[o, i] * n[i]): the
+ * fused matmul then only scales by the row's factor (MatmulVariant.normInW). Other formats keep
+ * their stored values and multiply x by n in the kernel.
+ */
+function foldNorm(data: Float32Array | Uint16Array | Uint32Array, format: WeightFormat, n: Float32Array): Float32Array | Uint16Array | Uint32Array {
+  if (format !== 'f32') return data;
+  const w = data as Float32Array;
+  const out = new Float32Array(w.length);
+  for (let o = 0; o < w.length; o += n.length) for (let i = 0; i < n.length; i++) out[o + i] = w[o + i] * n[i];
+  return out;
+}
+
+/** Rows of a [rows, cols] matrix in `format` reordered: row n of the result is row order[n]. */
+function reorderRows<T extends Float32Array | Uint16Array | Uint32Array>(data: T, format: WeightFormat, cols: number, order: Int32Array): T {
+  const out = data.slice() as T;
+  if (isQuantFormat(format)) {
+    // Quants: whole blocks per row; scales: one half per block (src/model/quant.ts).
+    const L = quantLayout([order.length, cols], format);
+    const rowWords = (cols / 32) * L.blockWords;
+    const srcS = new Uint16Array(data.buffer, data.byteOffset + L.scaleOffset * 4, L.blocks);
+    const dstS = new Uint16Array(out.buffer, out.byteOffset + L.scaleOffset * 4, L.blocks);
+    order.forEach((o, n) => {
+      out.set(data.subarray(o * rowWords, (o + 1) * rowWords), n * rowWords);
+      dstS.set(srcS.subarray((o * cols) / 32, ((o + 1) * cols) / 32), (n * cols) / 32);
+    });
+    return out;
+  }
+  order.forEach((o, n) => out.set(data.subarray(o * cols, (o + 1) * cols), n * cols));
+  return out;
+}
+
+/** Arrays one after the other, in a new array of the same kind. */
+function concatArrays<T extends Float32Array | Uint16Array>(parts: T[], make: (n: number) => T): T {
+  const out = make(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** Matrices stacked along the output dimension (the fused q/k/v matrix), in `format`. */
 function concatRows(ts: HostTensor[], format: WeightFormat): Float32Array | Uint16Array | Uint32Array {
   if (isQuantFormat(format)) return concatQuantRows(ts.map((t) => ({ shape: t.shape, data: checkedData(t, format) as Uint32Array })), format);
   const parts = ts.map((t) => tensorIn(t, format));
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = format === 'f32' ? new Float32Array(n) : new Uint16Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p as never, o);
-    o += p.length;
-  }
-  return out;
+  return format === 'f32' ? concatArrays(parts as Float32Array[], (n) => new Float32Array(n)) : concatArrays(parts as Uint16Array[], (n) => new Uint16Array(n));
 }
 
 /**
@@ -75,6 +167,14 @@ export class Stage {
   weightBytes = 0;
   /** Of weightBytes, the projection matrices (q/k/v/o, gate/up/down): what `quant` shrinks. */
   projectionBytes = 0;
+  /** Bytes of the KV cache (K and V pools of every layer). */
+  kvBytes = 0;
+  /** Element type of the KV cache. */
+  readonly kvDtype: 'f32' | 'f16';
+  /** Fused kernels (StageOptions.fused). */
+  readonly fused: boolean;
+  /** f16 matrices were uploaded as f32 (StageOptions.widenF16). */
+  readonly widenF16: boolean;
 
   private k: Kernels;
   private device: GPUDevice;
@@ -90,6 +190,9 @@ export class Stage {
   private tokens?: GPUBuffer;
   private readback: GPUBuffer;
   private maxLogitsRows: number;
+  private splitMin: number;
+  private cand?: GPUBuffer;
+  private topkParams?: GPUBuffer;
   private chain: Promise<unknown> = Promise.resolve();
   private destroyed = false;
 
@@ -103,11 +206,23 @@ export class Stage {
     const s = spec;
     const dev = ctx.device;
     this.device = dev;
-    this.k = new Kernels(ctx, { lanes: opts.lanes, attention: opts.attention });
+    this.k = new Kernels(ctx, { lanes: opts.lanes, attention: opts.attention, matmulWorkgroup: opts.matmulWorkgroup ?? defaultMatmulWorkgroup(ctx) });
+    const given = tensors;
+    // Quantized projections mean memory was asked for: their f16 neighbours stay f16 too.
+    const L0 = role.layers.start;
+    const quantized = role.layers.end > L0 && isQuantFormat(given(`model.layers.${L0}.self_attn.q_proj.weight`).format);
+    const widen = (this.widenF16 = opts.widenF16 ?? (defaultWidenF16(ctx) && !quantized));
+    const maxBinding = dev.limits?.maxStorageBufferBindingSize ?? 2 ** 27;
+    tensors = (name) => uploaded(given(name), widen, maxBinding);
     this.maxRows = opts.maxRows ?? 64;
     this.numSlots = opts.numSlots;
     this.kv = new KvSlots(opts.numSlots);
     this.maxLogitsRows = Math.min(opts.maxLogitsRows ?? this.maxRows, this.maxRows);
+    this.fused = opts.fused ?? true;
+    this.kvDtype = opts.kvDtype ?? 'f32';
+    if (this.kvDtype === 'f16' && !this.fused) throw new BadRequestError('an f16 KV cache needs the fused kernels (fused: true)');
+    this.splitMin = opts.attentionSplit ?? defaultAttentionSplit(ctx);
+    if (!(Number.isInteger(this.splitMin) && this.splitMin >= 0)) throw new BadRequestError(`attentionSplit must be a whole number >= 0, got ${this.splitMin}`);
     const H = s.hiddenSize;
     const hd = s.headDim;
     const qDim = s.numHeads * hd;
@@ -135,13 +250,15 @@ export class Stage {
       return weight(data, label);
     };
     const fmtOf = (t: HostTensor) => t.format;
-    const step = (label: string, pipe: GPUComputePipeline, res: GPUBuffer[], grid: (rows: number) => [number, number]) =>
-      this.steps.push({ label, pipe, group: k.bind(pipe, res, label), grid });
-    const perRow = (rows: number): [number, number] => [rows, 1];
+    const step = (label: string, pipe: GPUComputePipeline, res: BindingResource[], grid: Step['grid'], when?: Step['when']) =>
+      this.steps.push({ label, pipe, group: k.bind(pipe, res, label), grid, when });
+    const perRow = (f: ForwardShape): [number, number] => [f.rows, 1];
     const mmGrid = (out: number) => {
-      const g = matmulGrid(out, k.lanes);
+      const g = matmulGrid(out, k.lanes, k.matmulWorkgroup);
       return (): [number, number] => g;
     };
+    const fused = this.fused;
+    const kv16 = this.kvDtype === 'f16';
 
     // meta: header, committed slots, row records, ancestor lists (each at most numSlots long).
     this.rowsOff = META.committedOff + opts.numSlots;
@@ -152,9 +269,11 @@ export class Stage {
     this.meta = buf(emptyBuffer(dev, metaWords * 4, 'meta'));
 
     this.h = buf(emptyBuffer(dev, R * H * 4, 'h'));
-    const xn = buf(emptyBuffer(dev, R * H * 4, 'xn'));
+    const xn = buf(emptyBuffer(dev, fused ? 16 : R * H * 4, 'xn')); // the unfused path's rmsnorm output
     const qkv = buf(emptyBuffer(dev, R * qkvDim * 4, 'qkv'));
-    const att = buf(emptyBuffer(dev, R * qDim * 4, 'att'));
+    // att: the attention output [R, qDim], then (split-K) the partials of every (row, head, split).
+    const partOff = R * qDim;
+    const att = buf(emptyBuffer(dev, (partOff + (this.splitMin ? R * s.numHeads * ATTENTION_MAX_SPLITS * (hd + 4) : 0)) * 4, 'att'));
     const act = buf(emptyBuffer(dev, R * I * 4, 'act'));
     const dummy = buf(emptyBuffer(dev, 16, 'dummy'));
     const maxPos = opts.maxPositions ?? Math.min(s.maxPositions, 8192);
@@ -163,23 +282,32 @@ export class Stage {
 
     const normP = k.uniform([H / 4, { f: s.rmsNormEps }, 0, 0], 'norm params');
     const ropeP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, maxPos, 0, 0], 'rope params');
-    const attP = k.uniform([s.numHeads, s.numKvHeads, hd, this.rowsOff, META.rowStride, META.committedOff, { f: 1 / Math.sqrt(hd) }, 0], 'attention params');
+    const attP = attentionParams(k, { numHeads: s.numHeads, numKvHeads: s.numKvHeads, headDim: hd, rowsOff: this.rowsOff, split: { min: this.splitMin, partOff } });
     this.buffers.push(normP, ropeP, attP);
-    // Matmul parameters per (shape, format): quantized formats carry where their scales start.
+    // KV pools of a layer: one buffer (fused), K from byte 0 and V from the next aligned offset.
+    const kvPoolBytes = opts.numSlots * kvDim * (kv16 ? 2 : 4);
+    const align = dev.limits?.minStorageBufferOffsetAlignment ?? 256;
+    const vOffBytes = Math.ceil(kvPoolBytes / align) * align;
+    const qkvRoles = (normOffset: number) => ({
+      norm: { eps: s.rmsNormEps, offset: normOffset },
+      rope: { rowsOff: this.rowsOff, headDim: hd, qDim, kvDim, maxPos, vOff: vOffBytes / 4 },
+    });
+    // Matmul parameters per (shape, format, roles): quantized formats carry where their scales start.
     const params = new Map<string, GPUBuffer>();
-    const mmParams = (inDim: number, outDim: number, format: WeightFormat): GPUBuffer => {
-      const key = `${inDim}x${outDim}:${format}`;
+    const mmParams = (inDim: number, outDim: number, format: WeightFormat, roles: MatmulRoles = {}): GPUBuffer => {
+      const key = `${inDim}x${outDim}:${format}:${JSON.stringify(roles)}`;
       let p = params.get(key);
-      if (!p) params.set(key, (p = buf(matmulParams(k, inDim, outDim, format))));
+      if (!p) params.set(key, (p = buf(matmulParams(k, inDim, outDim, format, roles))));
       return p;
     };
+    const normRole = { norm: { eps: s.rmsNormEps, offset: 0 } };
 
     let embedBuf: GPUBuffer | undefined;
     if (role.embed) {
       const e = tensors('model.embed_tokens.weight');
       const ew = weight(e.data, 'embed');
       const p = buf(k.uniform([H / 4, this.rowsOff, META.rowStride, 0], 'embed params'));
-      step('embed', k.embed(e.format), [p, this.meta, ew, this.h], (rows) => [Math.ceil(H / 4 / 64), rows]);
+      step('embed', k.embed(e.format), [p, this.meta, ew, this.h], (f) => [Math.ceil(H / 4 / 64), f.rows]);
       embedBuf = ew;
     }
 
@@ -188,48 +316,82 @@ export class Stage {
       const t = (n: string) => tensors(pre + n);
       const q = t('self_attn.q_proj.weight');
       const fmt = fmtOf(q);
-      const wqkv = projection(concatRows([q, t('self_attn.k_proj.weight'), t('self_attn.v_proj.weight')], fmt), `L${l} qkv`);
-      const bias = s.attentionBias
-        ? weight(concatRows([t('self_attn.q_proj.bias'), t('self_attn.k_proj.bias'), t('self_attn.v_proj.bias')], 'f32'), `L${l} qkv bias`)
-        : dummy;
+      const n1 = tensorF32(t('input_layernorm.weight'));
+      const n2 = tensorF32(t('post_attention_layernorm.weight'));
+      // Fused: f32 matrices fed by a norm get its weight folded in (foldNorm).
+      const fold = (data: Float32Array | Uint16Array | Uint32Array, format: WeightFormat, n: Float32Array) => (fused ? foldNorm(data, format, n) : data);
+      const order = fused ? ropePairOrder(s.numHeads, s.numKvHeads, hd) : undefined;
+      const qkvRows = concatRows([q, t('self_attn.k_proj.weight'), t('self_attn.v_proj.weight')], fmt);
+      const wqkv = projection(fold(order ? reorderRows(qkvRows, fmt, H, order) : qkvRows, fmt, n1), `L${l} qkv`);
+      const qkvBias = s.attentionBias ? (concatRows([t('self_attn.q_proj.bias'), t('self_attn.k_proj.bias'), t('self_attn.v_proj.bias')], 'f32') as Float32Array) : undefined;
       const wo = t('self_attn.o_proj.weight');
       const gate = t('mlp.gate_proj.weight');
       const down = t('mlp.down_proj.weight');
       const woBuf = projection(checkedData(wo, wo.format), `L${l} o`);
-      const gateBuf = projection(checkedData(gate, gate.format), `L${l} gate`);
-      const upBuf = projection(checkedData(t('mlp.up_proj.weight'), gate.format), `L${l} up`);
+      const gateBuf = projection(fold(checkedData(gate, gate.format), gate.format, n2), `L${l} gate`);
+      const upBuf = projection(fold(checkedData(t('mlp.up_proj.weight'), gate.format), gate.format, n2), `L${l} up`);
       const downBuf = projection(checkedData(down, down.format), `L${l} down`);
-      const n1 = weight(tensorF32(t('input_layernorm.weight')), `L${l} norm1`);
-      const n2 = weight(tensorF32(t('post_attention_layernorm.weight')), `L${l} norm2`);
-      const kvBytes = opts.numSlots * kvDim * 4;
-      const kPool = buf(emptyBuffer(dev, kvBytes, `L${l} K`));
-      const vPool = buf(emptyBuffer(dev, kvBytes, `L${l} V`));
-      const ropeThreads = ((s.numHeads + s.numKvHeads) * hd) / 2 + kvDim;
-      step(`L${l} norm1`, k.rmsnorm(), [normP, this.meta, this.h, n1, xn], perRow);
-      step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [mmParams(H, qkvDim, fmt), this.meta, xn, wqkv, wqkv, bias, qkv], mmGrid(qkvDim));
-      step(`L${l} rope`, k.rope(), [ropeP, this.meta, table, qkv, kPool, vPool], (rows) => [Math.ceil(ropeThreads / 64), rows]);
-      step(`L${l} attention`, k.attention(), [attP, this.meta, qkv, kPool, vPool, att], (rows) => k.attentionGrid(rows, s.numHeads));
+      const attention = (pools: [BindingResource, BindingResource]) => {
+        const res = [attP, this.meta, qkv, ...pools, att];
+        step(`L${l} attention`, k.attention({ kv16 }), res, (f) => k.attentionGrid(f.rows, s.numHeads), (f) => !f.split);
+        step(`L${l} attention split`, k.attention({ kv16, split: true }), res, (f) => k.attentionGrid(f.rows, s.numHeads, true), (f) => f.split);
+        step(`L${l} attention reduce`, k.attentionReduce(), [attP, this.meta, att], (f) => [Math.ceil((f.rows * qDim) / 4 / 64), 1], (f) => f.split);
+      };
+      if (fused) {
+        // binding 5 of the q/k/v matmul: [bias (rows in the same order as the matrix) | norm weight].
+        const vecs = qkvBias ? concatArrays([reorderRows(qkvBias, 'f32', 1, order!), n1], (n) => new Float32Array(n)) : n1;
+        const kvBuf = buf(emptyBuffer(dev, vOffBytes + kvPoolBytes, `L${l} KV`));
+        this.kvBytes += 2 * kvPoolBytes;
+        step(
+          `L${l} qkv`,
+          k.matmul({ format: fmt, bias: s.attentionBias, norm: true, normInW: fmt === 'f32', rope: true, kv16 }),
+          [mmParams(H, qkvDim, fmt, qkvRoles(qkvBias ? qkvDim : 0)), this.meta, this.h, wqkv, wqkv, weight(vecs, `L${l} qkv bias + norm`), qkv, table, kvBuf],
+          mmGrid(qkvDim),
+        );
+        attention([{ buffer: kvBuf, offset: 0, size: kvPoolBytes }, { buffer: kvBuf, offset: vOffBytes, size: kvPoolBytes }]);
+      } else {
+        const kPool = buf(emptyBuffer(dev, kvPoolBytes, `L${l} K`));
+        const vPool = buf(emptyBuffer(dev, kvPoolBytes, `L${l} V`));
+        this.kvBytes += 2 * kvPoolBytes;
+        const ropeThreads = ((s.numHeads + s.numKvHeads) * hd) / 2 + kvDim;
+        step(`L${l} norm1`, k.rmsnorm(), [normP, this.meta, this.h, weight(n1, `L${l} norm1`), xn], perRow);
+        step(`L${l} qkv`, k.matmul({ format: fmt, bias: s.attentionBias }), [mmParams(H, qkvDim, fmt), this.meta, xn, wqkv, wqkv, qkvBias ? weight(qkvBias, `L${l} qkv bias`) : dummy, qkv], mmGrid(qkvDim));
+        step(`L${l} rope`, k.rope(), [ropeP, this.meta, table, qkv, kPool, vPool], (f) => [Math.ceil(ropeThreads / 64), f.rows]);
+        attention([kPool, vPool]);
+      }
       step(`L${l} o`, k.matmul({ format: wo.format, residual: true }), [mmParams(qDim, H, wo.format), this.meta, att, woBuf, woBuf, dummy, this.h], mmGrid(H));
-      step(`L${l} norm2`, k.rmsnorm(), [normP, this.meta, this.h, n2, xn], perRow);
-      step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [mmParams(H, I, gate.format), this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
+      if (fused) {
+        step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true, norm: true, normInW: gate.format === 'f32' }), [mmParams(H, I, gate.format, normRole), this.meta, this.h, gateBuf, upBuf, weight(n2, `L${l} norm2`), act], mmGrid(I));
+      } else {
+        step(`L${l} norm2`, k.rmsnorm(), [normP, this.meta, this.h, weight(n2, `L${l} norm2`), xn], perRow);
+        step(`L${l} gate/up`, k.matmul({ format: gate.format, gated: true }), [mmParams(H, I, gate.format), this.meta, xn, gateBuf, upBuf, dummy, act], mmGrid(I));
+      }
       step(`L${l} down`, k.matmul({ format: down.format, residual: true }), [mmParams(I, H, down.format), this.meta, act, downBuf, downBuf, dummy, this.h], mmGrid(H));
     }
 
     let readBytes = R * H * 4;
     if (role.head) {
       const V = s.vocabSize;
-      const nw = weight(tensorF32(tensors('model.norm.weight')), 'final norm');
+      const nwHost = tensorF32(tensors('model.norm.weight'));
+      const nw = weight(nwHost, 'final norm');
       const ht = tensors(s.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-      // A tied head reuses the embedding buffer when this stage also embeds.
-      const hw = s.tieWordEmbeddings && embedBuf ? embedBuf : weight(checkedData(ht, ht.format), 'lm head');
+      // A tied head reuses the embedding buffer when this stage also embeds (and nothing is folded into it).
+      const headIn = fused && ht.format === 'f32';
+      const hw = s.tieWordEmbeddings && embedBuf && !headIn ? embedBuf : weight(headIn ? foldNorm(checkedData(ht, ht.format), 'f32', nwHost) : checkedData(ht, ht.format), 'lm head');
       this.logits = buf(emptyBuffer(dev, R * V * 4, 'logits'));
       this.tokens = buf(emptyBuffer(dev, R * 4, 'tokens'));
-      const headP = mmParams(H, V, ht.format);
       const sampleP = buf(k.uniform([V, this.rowsOff, META.rowStride, 0], 'sample params'));
-      step('final norm', k.rmsnorm(), [normP, this.meta, this.h, nw, xn], perRow);
-      step('lm head', k.matmul({ format: ht.format }), [headP, this.meta, xn, hw, hw, dummy, this.logits], mmGrid(V));
-      step('sample', k.sample(), [sampleP, this.meta, this.logits, this.tokens], perRow);
-      readBytes = Math.ceil(R / 4) * 16 + this.maxLogitsRows * V * 4;
+      if (fused) {
+        step('lm head', k.matmul({ format: ht.format, norm: true, normInW: headIn }), [mmParams(H, V, ht.format, normRole), this.meta, this.h, hw, hw, nw, this.logits], mmGrid(V));
+      } else {
+        step('final norm', k.rmsnorm(), [normP, this.meta, this.h, nw, xn], perRow);
+        step('lm head', k.matmul({ format: ht.format }), [mmParams(H, V, ht.format), this.meta, xn, hw, hw, dummy, this.logits], mmGrid(V));
+      }
+      step('sample', k.sample(), [sampleP, this.meta, this.logits, this.tokens], perRow, (f) => f.sample);
+      this.cand = buf(emptyBuffer(dev, R * 2 * TOPK_MAX * 4, 'candidates'));
+      this.topkParams = buf(emptyBuffer(dev, 16, 'top-k params', GPUBufferUsage.UNIFORM));
+      step('top-k', k.topk(), [this.topkParams, this.meta, this.logits, this.cand], perRow, (f) => f.topk);
+      readBytes = Math.ceil(R / 4) * 16 + Math.max(this.maxLogitsRows * V, R * 2 * TOPK_MAX) * 4;
     }
     this.readback = buf(dev.createBuffer({ label: 'readback', size: Math.ceil(readBytes / 16) * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
   }
@@ -282,6 +444,46 @@ export class Stage {
     return run;
   }
 
+  /** Threads per matmul workgroup. */
+  get matmulWorkgroup(): number {
+    return this.k.matmulWorkgroup;
+  }
+
+  /** Dispatches per decoder layer of a forward whose attention is not split (the fused path: 5). */
+  get dispatchesPerLayer(): number {
+    const L = this.role.layers;
+    if (L.end <= L.start) return 0;
+    const shape: ForwardShape = { rows: 1, split: false, sample: true, topk: false };
+    return this.steps.filter((st) => st.label.startsWith(`L${L.start} `) && (st.when?.(shape) ?? true)).length;
+  }
+
+  /** Dispatches of the whole forward of `batch` (with the stage's committed slots as they are now). */
+  dispatchCount(batch: RowBatch): number {
+    const shape = this.shapeOf(batch, this.kv.committed.length);
+    return this.steps.filter((st) => st.when?.(shape) ?? true).length;
+  }
+
+  /** What the forward of `batch` dispatches: split-K when some row's attend list is long enough. */
+  private shapeOf(batch: RowBatch, committed: number): ForwardShape {
+    const longest = committed + batch.ancestors.reduce((a, x) => Math.max(a, x.length), 0) + 1;
+    const c = batch.candidates;
+    return {
+      rows: batch.positions.length,
+      split: this.splitMin > 0 && longest >= 2 * this.splitMin,
+      sample: !c || !!batch.sampling,
+      topk: !!c,
+    };
+  }
+
+  private dispatchAll(pass: GPUComputePassEncoder, shape: ForwardShape): void {
+    for (const st of this.steps) {
+      if (st.when && !st.when(shape)) continue;
+      pass.setPipeline(st.pipe);
+      pass.setBindGroup(0, st.group);
+      pass.dispatchWorkgroups(...(st.grid(shape) as [number, number, number]));
+    }
+  }
+
   private fillMeta(batch: RowBatch, committed: number[]): number {
     const R = batch.positions.length;
     const m = this.metaHost;
@@ -329,29 +531,40 @@ export class Stage {
     const R = batch.positions.length;
     const H = s.hiddenSize;
     const used = this.fillMeta(batch, committed);
+    const shape = this.shapeOf(batch, committed.length);
+    const cand = batch.candidates;
+    // Candidates: the rows of logitsRows (every row without it), k of each, instead of full logits.
+    const rowsOut = batch.logitsRows ?? (cand ? Array.from({ length: R }, (_, i) => i) : []);
+    const nOut = rowsOut.length;
+    if (cand) {
+      if (!this.role.head) throw new BadRequestError('forward: candidates come from the last stage only');
+      if (!Number.isInteger(cand.k) || cand.k < 1 || cand.k > Math.min(TOPK_MAX, s.vocabSize)) throw new BadRequestError(`forward: candidates.k must be 1..${Math.min(TOPK_MAX, s.vocabSize)}, got ${cand.k}`);
+      if (!Number.isFinite(cand.temperature)) throw new BadRequestError(`forward: candidates.temperature must be a finite number, got ${cand.temperature}`);
+      // As logSoftmax (src/speculative/sampling.ts): a temperature <= 0 means 1.
+      const p = new ArrayBuffer(16);
+      new Uint32Array(p).set([s.vocabSize, cand.k]);
+      new Float32Array(p)[2] = cand.temperature > 0 ? cand.temperature : 1;
+      dev.queue.writeBuffer(this.topkParams!, 0, p);
+    }
     dev.queue.writeBuffer(this.meta, 0, this.metaHost.buffer, 0, used * 4);
     if (!this.role.embed) dev.queue.writeBuffer(this.h, 0, batch.hidden!.buffer, batch.hidden!.byteOffset, R * H * 4);
 
     const enc = dev.createCommandEncoder({ label: 'stage forward' });
     const pass = enc.beginComputePass();
-    for (const st of this.steps) {
-      pass.setPipeline(st.pipe);
-      pass.setBindGroup(0, st.group);
-      pass.dispatchWorkgroups(...st.grid(R));
-    }
-    const nLogits = batch.logitsRows?.length ?? 0;
+    this.dispatchAll(pass, shape);
     pass.end();
     let bytes: number;
     const V = s.vocabSize;
+    const base = Math.ceil(R / 4) * 16;
+    const perRowOut = cand ? 2 * cand.k * 4 : V * 4;
     if (this.role.head) {
-      if (nLogits > this.maxLogitsRows) throw new BadRequestError(`forward: at most ${this.maxLogitsRows} logits rows`);
-      const base = Math.ceil(R / 4) * 16;
-      enc.copyBufferToBuffer(this.tokens!, 0, this.readback, 0, Math.min(base, this.tokens!.size));
-      batch.logitsRows?.forEach((r, i) => {
+      if (!cand && nOut > this.maxLogitsRows) throw new BadRequestError(`forward: at most ${this.maxLogitsRows} logits rows`);
+      if (shape.sample) enc.copyBufferToBuffer(this.tokens!, 0, this.readback, 0, Math.min(base, this.tokens!.size));
+      rowsOut.forEach((r, i) => {
         if (r < 0 || r >= R) throw new BadRequestError(`forward: logits row ${r} out of range`);
-        enc.copyBufferToBuffer(this.logits!, r * V * 4, this.readback, base + i * V * 4, V * 4);
+        enc.copyBufferToBuffer(cand ? this.cand! : this.logits!, r * perRowOut, this.readback, base + i * perRowOut, perRowOut);
       });
-      bytes = base + nLogits * V * 4;
+      bytes = base + nOut * perRowOut;
     } else {
       enc.copyBufferToBuffer(this.h, 0, this.readback, 0, R * H * 4);
       bytes = R * H * 4;
@@ -362,10 +575,18 @@ export class Stage {
     try {
       const data = this.readback.getMappedRange(0, mapBytes);
       if (!this.role.head) return { hidden: new Float32Array(data.slice(0, R * H * 4)) };
-      const out: StageOutput = { tokens: new Int32Array(data.slice(0, R * 4)) };
-      if (nLogits) {
-        const base = Math.ceil(R / 4) * 16;
-        out.logits = new Float32Array(data.slice(base, base + nLogits * V * 4));
+      const out: StageOutput = shape.sample ? { tokens: new Int32Array(data.slice(0, R * 4)) } : {};
+      if (cand) {
+        const k = cand.k;
+        const ids = new Int32Array(nOut * k);
+        const logprobs = new Float32Array(nOut * k);
+        for (let i = 0; i < nOut; i++) {
+          ids.set(new Int32Array(data, base + i * perRowOut, k), i * k);
+          logprobs.set(new Float32Array(data, base + i * perRowOut + k * 4, k), i * k);
+        }
+        out.candidates = { ids, logprobs };
+      } else if (nOut) {
+        out.logits = new Float32Array(data.slice(base, base + nOut * V * 4));
       }
       return out;
     } finally {
@@ -382,16 +603,18 @@ export class Stage {
     const dev = this.device;
     const R = batch.positions.length;
     const used = this.fillMeta(batch, [...this.kv.committed]);
+    const shape = this.shapeOf(batch, this.kv.committed.length);
     dev.queue.writeBuffer(this.meta, 0, this.metaHost.buffer, 0, used * 4);
     if (!this.role.embed) dev.queue.writeBuffer(this.h, 0, batch.hidden!.buffer, batch.hidden!.byteOffset, R * this.spec.hiddenSize * 4);
     await dev.queue.onSubmittedWorkDone();
     const acc = new Map<string, { ms: number; count: number }>();
     for (const st of this.steps) {
+      if (st.when && !st.when(shape)) continue;
       const enc = dev.createCommandEncoder();
       const pass = enc.beginComputePass();
       pass.setPipeline(st.pipe);
       pass.setBindGroup(0, st.group);
-      pass.dispatchWorkgroups(...st.grid(R));
+      pass.dispatchWorkgroups(...(st.grid(shape) as [number, number, number]));
       pass.end();
       const t0 = performance.now();
       dev.queue.submit([enc.finish()]);

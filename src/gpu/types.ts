@@ -29,13 +29,25 @@ export interface RowBatch {
   sampling?: RowSampling[];
   /** Last stage only: also return the full logits of these rows (indices into the batch). */
   logitsRows?: number[];
+  /**
+   * Last stage only: return, instead of full logits, the k best tokens of each row of `logitsRows`
+   * (every row when it is absent) and their log-probabilities at `temperature` (log-softmax over the
+   * whole vocabulary; a temperature <= 0 means 1), computed on the GPU. Without `sampling`, no token
+   * is picked (StageOutput.tokens is absent).
+   */
+  candidates?: { k: number; temperature: number };
 }
 
 export interface StageOutput {
   /** Non-last stage: hidden states [rows * hiddenSize]. */
   hidden?: Float32Array;
-  /** Last stage: one token per row. */
+  /** Last stage: one token per row (absent when the batch asked for candidates without sampling). */
   tokens?: Int32Array;
+  /**
+   * Last stage, when the batch asked for candidates: [rows * k] ids, best first (ties to the lower
+   * id), and their log-probabilities, for the rows of logitsRows (or every row) in that order.
+   */
+  candidates?: { ids: Int32Array; logprobs: Float32Array };
   /** Last stage: logits [logitsRows.length * vocabSize] when asked. */
   logits?: Float32Array;
 }
