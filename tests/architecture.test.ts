@@ -16,17 +16,19 @@ const ALLOWED: Record<string, string[]> = {
   common: [],
   model: ['common'],
   gpu: ['common', 'model'],
+  // The CPU (WebAssembly) backend: beside gpu, sharing only its row contract and KV bookkeeping.
+  cpu: ['common', 'model', 'gpu/kv.ts', 'gpu/types.ts'],
   // Pure logic: the pipeline's contract (a leaf), never WebGPU or WebRTC.
   speculative: ['common', 'pipeline/contract.ts'],
-  pipeline: ['common', 'model', 'gpu'],
+  pipeline: ['common', 'model', 'gpu', 'cpu'],
   // Stands apart: only the signalling wire types are shared, with mesh.
   server: ['common'],
   mesh: ['common', 'model', 'gpu', 'pipeline', 'server/signal-protocol.ts'],
-  app: ['common', 'model', 'gpu', 'speculative', 'pipeline', 'mesh', 'server/signal-protocol.ts'],
+  app: ['common', 'model', 'gpu', 'cpu', 'speculative', 'pipeline', 'mesh', 'server/signal-protocol.ts'],
   ui: ['common', 'model', 'speculative', 'pipeline', 'mesh', 'app', 'server/signal-protocol.ts'],
   headless: ['common', 'model', 'speculative', 'pipeline', 'mesh', 'app'],
-  cli: ['common', 'speculative', 'app', 'headless', 'ui', 'gpu', 'model', 'server'],
-  root: ['common', 'model', 'speculative', 'pipeline', 'mesh', 'app', 'server/signal-protocol.ts'],
+  cli: ['common', 'speculative', 'app', 'headless', 'ui', 'gpu', 'model', 'server', 'pipeline/backend.ts'],
+  root: ['common', 'model', 'cpu', 'speculative', 'pipeline', 'mesh', 'app', 'server/signal-protocol.ts'],
 };
 
 /** Leaves: modules that import nothing of the project, so that anything may depend on them. */

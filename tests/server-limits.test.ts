@@ -69,6 +69,9 @@ describe('server limits', () => {
     expect(h['Strict-Transport-Security']).toMatch(/^max-age=/);
     expect(h['Content-Security-Policy']).toContain("connect-src 'self' wss://192.168.1.23:8443 https:");
     expect(securityHeaders(false, 'x:1')['Strict-Transport-Security']).toBeUndefined();
+    // Cross-origin isolated (COOP + COEP): SharedArrayBuffer for the CPU backend's threads.
+    expect(h['Cross-Origin-Opener-Policy']).toBe('same-origin');
+    expect(h['Cross-Origin-Embedder-Policy']).toBe('require-corp');
     // A Host header that is not a host is never repeated into a header.
     expect(securityHeaders(true, 'evil; script-src *')['Content-Security-Policy']).toContain("connect-src 'self' https:");
   });

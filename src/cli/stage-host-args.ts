@@ -4,17 +4,26 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, str, num, flag, rejectUnknown } from '../common/args.ts';
 import { SIGNAL_PATH } from '../server/signal-protocol.ts';
+import { parseBackend, type BackendChoice } from '../pipeline/backend.ts';
 
-export const STAGE_HOST_USAGE = `usage: npm run stage -- --join URL [--secret S] [--memory-gb N] [--name NAME] [--cache-dir DIR] [--swiftshader] [--insecure]
+/** `--backend` of a stage host: one backend for its one stage (no per-stage list). */
+function stageBackend(value: string): BackendChoice {
+  const b = parseBackend(value);
+  if (typeof b !== 'string') throw new Error(`--backend ${value}: a stage host runs one stage, name one backend (auto, webgpu or wasm)`);
+  return b;
+}
+
+export const STAGE_HOST_USAGE = `usage: npm run stage -- --join URL [--secret S] [--memory-gb N] [--name NAME] [--cache-dir DIR] [--swiftshader] [--insecure] [--backend auto|webgpu|wasm]
   --join URL       the room's join link, e.g. https://HOST:8443/?room=R (a #secret=S fragment counts as --secret)
   --secret S       the room's secret, if it has one
   --memory-gb N    GB this machine may use for weights and KV cache (the leader assigns no more layers); default: not announced
   --name NAME      how the leader's mesh view names this machine (default: HOSTNAME (node))
   --cache-dir DIR  where fetched weights are kept (default ~/.cache/specpipe-mesh)
   --swiftshader    compute on Chromium's software Vulkan driver (a machine without a GPU driver)
-  --insecure       accept the server's self-signed HTTPS certificate (npm start makes one)`;
+  --insecure       accept the server's self-signed HTTPS certificate (npm start makes one)
+  --backend B      what computes the layers: webgpu (default), wasm (CPU, WebAssembly SIMD) or auto (the faster in the start-up probe)`;
 
-const KNOWN = ['join', 'secret', 'memory-gb', 'name', 'cache-dir', 'swiftshader', 'insecure', 'help'];
+const KNOWN = ['join', 'secret', 'memory-gb', 'name', 'cache-dir', 'swiftshader', 'insecure', 'backend', 'help'];
 
 /** What the stage host runs with. */
 export interface StageHostOptions {
@@ -28,6 +37,8 @@ export interface StageHostOptions {
   cacheDir: string;
   swiftshader: boolean;
   insecure: boolean;
+  /** What computes the layers (absent: webgpu). */
+  backend?: BackendChoice;
 }
 
 /** The signalling URL and room (and a #secret=S) of a join link such as https://HOST:8443/?room=R&stage#secret=S. */
@@ -63,5 +74,6 @@ export function parseStageHostArgs(argv: string[]): StageHostOptions | null {
     cacheDir: args.has('cache-dir') ? str(args, 'cache-dir') : join(homedir(), '.cache', 'specpipe-mesh'),
     swiftshader: flag(args, 'swiftshader'),
     insecure: flag(args, 'insecure'),
+    ...(args.has('backend') ? { backend: stageBackend(str(args, 'backend')) } : {}),
   };
 }

@@ -83,6 +83,7 @@ export async function runStageHost(o: StageHostOptions): Promise<number> {
         return ws as unknown as WebSocketLike;
       },
       weightCache: diskWeightCache(o.cacheDir, (m) => console.log(`warning: ${m}`)),
+      backend: o.backend,
       onStatus: print,
     });
   } catch (e) {

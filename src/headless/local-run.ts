@@ -4,6 +4,7 @@ import { createEngine } from '../app/create-engine.ts';
 import type { GenerationReport, GenerationRequest } from '../app/engine.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
 import type { QuantFormat } from '../model/types.ts';
+import type { BackendSetting } from '../pipeline/backend.ts';
 
 /** What the command line sends: the model's location and stage count, plus the request. */
 export interface LocalRunRequest extends GenerationRequest {
@@ -20,6 +21,10 @@ export interface LocalRunRequest extends GenerationRequest {
   emulation?: DeviceEmulation | null;
   /** Quantize the target's projection matrices on load (`--quant`). */
   quant?: QuantFormat;
+  /** What computes the stages (`--backend`; default webgpu). */
+  backend?: BackendSetting;
+  /** CPU backend threads (`--threads`; default 1). */
+  wasmThreads?: number;
 }
 
 declare global {
@@ -29,12 +34,14 @@ declare global {
 }
 
 export async function runLocal(req: LocalRunRequest): Promise<GenerationReport> {
-  const { modelUrl, draftUrl, stages, dumpLogits, stream, emulation, quant, ...request } = req;
+  const { modelUrl, draftUrl, stages, dumpLogits, stream, emulation, quant, backend, wasmThreads, ...request } = req;
   const engine = createEngine({
     model: modelUrl,
     draft: draftUrl,
     emulation,
     quant,
+    backend,
+    wasmThreads,
     stages: req.mode === 'single' ? 1 : (stages ?? 1),
     // Byte-level tokenizers give at most one token per byte.
     maxContext: (req.promptIds?.length ?? 0) + new TextEncoder().encode(req.prompt ?? '').length + req.maxNewTokens + 1,

@@ -11,7 +11,8 @@ const HOST_PATTERN = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
  * The Content-Security-Policy of the built app: its own scripts and styles only (no inline code, no
  * eval), SVG from innerHTML, models fetched from this server or any https URL (Hugging Face
  * `resolve` links redirect to other https hosts), the signalling WebSocket on this host. WebGPU and
- * WebRTC data channels are outside CSP's reach; the app starts no workers (blob: allowed if it does).
+ * WebRTC data channels are outside CSP's reach; workers (the draft model, the CPU backend's threads)
+ * are this server's own scripts (blob: allowed too).
  */
 export function contentSecurityPolicy(https: boolean, host: string | undefined): string {
   const ws = host && HOST_PATTERN.test(host) ? ` ${https ? 'wss' : 'ws'}://${host}` : '';
@@ -37,6 +38,9 @@ export function securityHeaders(https: boolean, host: string | undefined): Recor
     'Referrer-Policy': 'no-referrer',
     'X-Frame-Options': 'DENY',
     'Cross-Origin-Opener-Policy': 'same-origin',
+    // With COOP, makes the page cross-origin isolated: SharedArrayBuffer for the CPU backend's
+    // threads (src/cpu). Models from other origins are fetched with CORS, which COEP allows.
+    'Cross-Origin-Embedder-Policy': 'require-corp',
   };
   if (https) h['Strict-Transport-Security'] = 'max-age=15552000';
   return h;
