@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSettings, SettingsError } from '../src/ui/settings.ts';
 import { LiveStats, statsLaw, statsLine } from '../src/app/live-stats.ts';
 import { pipelineSvg } from '../src/ui/pipeline-view.ts';
-import { chatTemplateOf } from '../src/ui/chat-template.ts';
+import { chatTemplateOf } from '../src/model/chat-template.ts';
 import { joinLink, roomParams } from '../src/ui/room.ts';
 
 const FORM: Record<string, string> = {
@@ -17,8 +17,13 @@ describe('parseSettings', () => {
     const s = parseSettings(get());
     expect(s).toEqual({
       mode: 'specpipe', placement: 'tab', stages: 4, hopDelayMs: 0, width: 2, depth: 4, draft: 'model',
-      sampling: { temperature: 0.7, topP: 0.9, topK: 40, seed: 7 }, maxTokens: 64, context: 1024, emulation: null,
+      sampling: { temperature: 0.7, topP: 0.9, topK: 40, seed: 7 }, maxTokens: 64, context: 1024, emulation: null, quant: null,
     });
+  });
+  it('reads the weight quantization (none: as stored) and rejects unknown formats', () => {
+    expect(parseSettings(get({ quant: 'none' })).quant).toBeNull();
+    expect(parseSettings(get({ quant: 'q4_0' })).quant).toBe('q4_0');
+    expect(() => parseSettings(get({ quant: 'q4_k' }))).toThrow(/quant must be one of q8_0, q4_0/);
   });
   it('reads emulated device costs (off when empty or 0) and rejects malformed ones', () => {
     expect(parseSettings(get({ 'stage-ms': '0', 'draft-ms': '' })).emulation).toBeNull();

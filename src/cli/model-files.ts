@@ -4,7 +4,7 @@ import { createReadStream, statSync, existsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-const TYPES: Record<string, string> = { '.json': 'application/json', '.safetensors': 'application/octet-stream' };
+const TYPES: Record<string, string> = { '.json': 'application/json', '.safetensors': 'application/octet-stream', '.gguf': 'application/octet-stream' };
 
 /** Connect-style middleware serving `dir` under `prefix` (e.g. '/@local-model/'). */
 export function serveModelDir(prefix: string, dir: string) {

@@ -3,7 +3,8 @@
 import { createServer, type ViteDevServer } from 'vite';
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { existsSync, statSync } from 'node:fs';
-import { resolve, relative, sep } from 'node:path';
+import { basename, dirname, resolve, relative, sep } from 'node:path';
+import { isGgufLocation } from '../model/gguf.ts';
 import { findChromium, chromiumArgs } from './browser.ts';
 import { serveModelDir } from './model-files.ts';
 
@@ -20,16 +21,23 @@ export interface PageHost {
 
 const repo = resolve(import.meta.dirname, '../..');
 
-/** A URL is used as is; a directory under public/ is served by Vite; any other one is mounted. */
+/**
+ * A URL is used as is; a directory (or a .gguf file) under public/ is served by Vite; any other one
+ * is mounted (a .gguf file: its directory, and the URL names the file).
+ */
 function modelLocation(model: string, index: number): { url: string; mount?: { prefix: string; dir: string } } {
-  if (/^https?:\/\//.test(model)) return { url: model.endsWith('/') ? model : model + '/' };
-  const dir = resolve(model);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model ${model}: no such directory (or give a URL)`);
-  if (!existsSync(resolve(dir, 'config.json'))) throw new Error(`model ${model}: no config.json in that directory`);
+  const gguf = isGgufLocation(model);
+  if (/^https?:\/\//.test(model)) return { url: gguf || model.endsWith('/') ? model : model + '/' };
+  const path = resolve(model);
+  if (gguf && (!existsSync(path) || !statSync(path).isFile())) throw new Error(`model ${model}: no such file`);
+  if (!gguf && (!existsSync(path) || !statSync(path).isDirectory())) throw new Error(`model ${model}: no such directory or .gguf file (or give a URL)`);
+  if (!gguf && !existsSync(resolve(path, 'config.json'))) throw new Error(`model ${model}: no config.json in that directory`);
+  const dir = gguf ? dirname(path) : path;
+  const file = gguf ? encodeURIComponent(basename(path)) : '';
   const rel = relative(resolve(repo, 'public'), dir);
-  if (!rel.startsWith('..') && !rel.startsWith(sep)) return { url: '/' + rel.split(sep).join('/') + '/' };
+  if (!rel.startsWith('..') && !rel.startsWith(sep)) return { url: '/' + (rel ? rel.split(sep).join('/') + '/' : '') + file };
   const prefix = `${LOCAL_MODEL_PREFIX}${index}/`;
-  return { url: prefix, mount: { prefix, dir } };
+  return { url: prefix + file, mount: { prefix, dir } };
 }
 
 export async function startPageHost(opts: { models?: string[]; browsers?: number; quiet?: boolean }): Promise<PageHost> {

@@ -55,6 +55,8 @@ export { loadStageTensors, tensorNamesForRole, headWeightName, expectedTensors, 
 export type { LoadStageOptions, ReadIndexOptions, TensorIndex } from './weights.ts';
 export { parseModelConfig, ModelConfigError } from './config.ts';
 export { urlSource, fileSource, ModelSourceError } from './source.ts';
+export { modelSource, ggufSource, readGguf, isGgufLocation, GgufError } from './gguf.ts';
+export type { GgufModel, GgufTensorInfo } from './gguf.ts';
 export type { ModelSource, FileStat, UrlSourceOptions } from './source.ts';
 export { createTokenizer, loadTokenizer, TokenizerError } from './tokenizer.ts';
 export type { TextTokenizer, StreamDecoder } from './tokenizer.ts';

@@ -6,7 +6,9 @@ import type { FileStat, ModelSource } from './source.ts';
 import { parseHeader, parseShardIndex, readHeaderLength, SafetensorsError, SAFETENSORS_DTYPE_BYTES, type TensorInfo } from './safetensors.ts';
 import { f16IsNonFinite, f16ToF32Table, f32BitsToF16Bits, f32ToF16Bits } from '../common/numerics.ts';
 import { chooseWeightCache, weightCacheKey, type TensorCache, type WeightCacheChoice } from './cache.ts';
-import { dequantizeMatrix, isQuantFormat, quantBytes, quantizeMatrix, quantizeTensor, QUANT_BLOCK } from './quant.ts';
+import { dequantizeMatrix, fromGgmlBlocks, isQuantFormat, quantBytes, quantizeMatrix, quantizeTensor, QUANT_BLOCK } from './quant.ts';
+import { ggufModelOf, isGgufBlocks, isGgufTensor, type GgufTensorInfo } from './gguf.ts';
+import { GGML_TYPES, ggmlRowBytes, ggmlToF32, unpermuteRows } from './ggml-blocks.ts';
 import { BadRequestError, ModelFormatError } from '../common/errors.ts';
 import { once } from '../common/once.ts';
 
@@ -127,11 +129,16 @@ export async function readSafetensorsHeader(source: ModelSource, file: string, o
 }
 
 /**
- * Finds every tensor: model.safetensors.index.json (sharded) when present, else model.safetensors.
- * Reads only the headers.
+ * Finds every tensor: the GGUF file's index for a GGUF source, else model.safetensors.index.json
+ * (sharded) when present, else model.safetensors. Reads only the headers.
  */
 export async function readTensorIndex(source: ModelSource, opts: ReadIndexOptions = {}): Promise<TensorIndex> {
   const { signal } = opts;
+  const gguf = ggufModelOf(source, signal);
+  if (gguf) {
+    const g = await gguf;
+    return { tensors: new Map<string, TensorInfo>(g.tensors), files: new Map([[g.file, g.stat]]) };
+  }
   const indexJson = await source.readOptionalJson(SHARD_INDEX, signal);
   const tensors = new Map<string, TensorInfo>();
   const files = new Map<string, FileStat>();
@@ -168,7 +175,7 @@ export function validateTensorIndex(index: TensorIndex, spec: ModelSpec): string
       const hint = name === LM_HEAD ? ' (config says tie_word_embeddings is false)' : '';
       throw new WeightError(`tensor "${name}" is missing from the checkpoint${hint}`);
     }
-    if (!isSourceDtype(info.dtype)) {
+    if (!isGgufTensor(info) && !isSourceDtype(info.dtype)) {
       throw new WeightError(`${info.file}: tensor "${name}" has dtype ${info.dtype}; supported: F32, F16, BF16 (quantized checkpoints are not)`);
     }
     if (info.shape.length !== shape.length || info.shape.some((d, k) => d !== shape[k])) {
@@ -181,7 +188,10 @@ export function validateTensorIndex(index: TensorIndex, spec: ModelSpec): string
   return warnings;
 }
 
-/** 'auto': f16 when most of the role's bytes are F16, else f32 (F32 and BF16 sources). */
+/**
+ * 'auto': f16 when most of the role's bytes are F16, else f32 (F32 and BF16 sources). GGUF blocks
+ * count as F16: none holds more than f16's precision, and f16 is what they widen to.
+ */
 export function resolveWeightFormat(index: TensorIndex, names: string[], format: DenseFormat | 'auto' = 'auto'): DenseFormat {
   if (format !== 'auto') return format;
   let f16 = 0;
@@ -189,7 +199,7 @@ export function resolveWeightFormat(index: TensorIndex, names: string[], format:
   for (const n of names) {
     const t = index.tensors.get(n);
     if (!t) continue;
-    if (t.dtype === 'F16') f16 += t.end - t.start;
+    if (t.dtype === 'F16' || isGgufBlocks(t)) f16 += t.end - t.start;
     else other += t.end - t.start;
   }
   return f16 > other ? 'f16' : 'f32';
@@ -360,6 +370,7 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   });
   const format = resolveWeightFormat(index, names, opts.format);
   const quantOf = quantPlan(infos, opts.quant, format, source.warnings);
+  noteWidenedBlocks(infos, quantOf, format, source.warnings);
   const total = infos.reduce((a, t) => a + (t.end - t.start), 0);
   let done = 0;
   const progress = (bytes: number): void => {
@@ -368,11 +379,12 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   };
   opts.onProgress?.(0, total);
   const out = new Map<string, HostTensor>();
-  /** The tensor from its raw bytes: converted to `format`, or quantized. */
-  const load = (t: TensorInfo, raw: Uint8Array): HostTensor => {
-    const q = quantOf(t);
+  /** The tensor from its raw bytes: converted to `format`, or quantized to `q`. */
+  const decode = (t: TensorInfo, raw: Uint8Array, q: QuantFormat | null): HostTensor => {
+    if (isGgufTensor(t)) return ggufTensor(t, raw, format, q);
     return q ? quantizeTensor(convertTensor(t, raw, 'f32').data as Float32Array, t, q) : convertTensor(t, raw, format);
   };
+  const load = (t: TensorInfo, raw: Uint8Array): HostTensor => decode(t, raw, quantOf(t));
 
   // 1. Cache hits: raw bytes, or the quantized tensor (under a key naming its format).
   const cache: TensorCache | null = chooseWeightCache(opts.cache, (m) => source.warnings.push(m));
@@ -405,7 +417,7 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
         const raw = got[k];
         if (!raw) return;
         const q = quantOf(t);
-        out.set(t.name, q ? { name: t.name, shape: [...t.shape], format: q, data: new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) } : convertTensor(t, raw, format));
+        out.set(t.name, q ? { name: t.name, shape: [...t.shape], format: q, data: new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) } : decode(t, raw, null));
         progress(t.end - t.start);
       });
     }
@@ -440,16 +452,28 @@ export async function loadStageTensors(source: ModelSource, spec: ModelSpec, rol
   return new Map(names.map((name) => [name, out.get(name) as HostTensor]));
 }
 
+/** The block format a GGUF projection matrix is stored in, when the GPU runs it as stored (Q8_0, Q4_0). */
+function storedQuant(t: TensorInfo): QuantFormat | null {
+  if (!isGgufTensor(t) || !isProjectionWeight(t.name)) return null;
+  return t.ggml === 'Q8_0' ? 'q8_0' : t.ggml === 'Q4_0' ? 'q4_0' : null;
+}
+
 /**
- * Which tensors `quant` applies to: the projection matrices whose input size is a multiple of 32.
+ * Which tensors `quant` applies to: the projection matrices whose input size is a multiple of 32
+ * (without `quant`: the GGUF projections stored as Q8_0 / Q4_0, which load as stored).
  * The others among the projections stay `format`, with one warning per kind of matrix: a partial
  * block does not exist in GGML (llama-quantize stops with "Unsupported tensor size encountered"
  * there; its k-quants fall back to another type, down to F16), and a model with such a matrix is
  * still worth quantizing everywhere else.
  */
 function quantPlan(infos: TensorInfo[], quant: QuantFormat | undefined, format: DenseFormat, warnings: string[]): (t: TensorInfo) => QuantFormat | null {
-  if (quant === undefined) return () => null;
+  if (quant === undefined) return storedQuant;
   if (!isQuantFormat(quant)) throw new BadRequestError(`quant must be one of q8_0, q4_0, got ${JSON.stringify(quant)}`);
+  const requantized = [...new Set(infos.filter(isGgufBlocks).filter((t) => isProjectionWeight(t.name) && storedQuant(t) !== quant).map((t) => t.ggml))];
+  if (requantized.length > 0) {
+    const w = `${quant.toUpperCase()}: projections stored as ${requantized.join(', ')} are dequantized and quantized again (a second rounding)`;
+    if (!warnings.includes(w)) warnings.push(w);
+  }
   const kept = new Map<string, { layers: number; cols: number }>();
   const quantized = new Set<string>();
   for (const t of infos) {
@@ -488,4 +512,38 @@ export function tensorIn(t: HostTensor, format: WeightFormat): Float32Array | Ui
   if (format === 'f32') return tensorF32(t);
   if (format === 'f16') return Uint16Array.from(tensorF32(t), f32ToF16Bits);
   return quantizeMatrix(tensorF32(t), t.shape, format, t.name);
+}
+
+/**
+ * Says once (warnings and console) which GGUF block types are widened to the dense format on load:
+ * those without GPU kernels (Q4_K, Q6_K ...) and quantized tensors outside the projections.
+ */
+function noteWidenedBlocks(infos: TensorInfo[], quantOf: (t: TensorInfo) => QuantFormat | null, format: DenseFormat, warnings: string[]): void {
+  const widened = new Map<string, number>();
+  for (const t of infos.filter(isGgufBlocks)) if (quantOf(t) === null) widened.set(t.ggml, (widened.get(t.ggml) ?? 0) + 1);
+  if (widened.size === 0) return;
+  const list = [...widened].map(([type, n]) => `${n} ${type} tensor${n === 1 ? '' : 's'}`).join(', ');
+  const w = `GGUF: ${list} dequantized to ${format} on load (no GPU kernels for these blocks yet: GPU memory and bandwidth are ${format}'s, not the file's)`;
+  if (warnings.includes(w)) return;
+  warnings.push(w);
+  console.warn(w);
+}
+
+/**
+ * A GGUF tensor from its bytes: rows un-permuted (llama's q/k), then Q8_0 / Q4_0 blocks kept as
+ * they are when `quant` is their format (only the scales move, see quant.ts), else decoded to f32
+ * (exactly as GGML dequantizes) and converted to `format` or quantized to `quant`, with the same
+ * finiteness and f16-range checks as safetensors tensors.
+ */
+function ggufTensor(t: GgufTensorInfo, raw: Uint8Array, format: DenseFormat, quant: QuantFormat | null): HostTensor {
+  const where = `${t.file}: tensor "${t.name}"`;
+  const rowBytes = t.shape.length === 1 ? GGML_TYPES[t.ggml].bytes : ggmlRowBytes(t.ggml, t.shape[t.shape.length - 1], where);
+  const rows = t.permutedHeads === null ? raw : unpermuteRows(raw, t.permutedHeads, rowBytes, where);
+  if (quant !== null && storedQuant(t) === quant) return { name: t.name, shape: [...t.shape], format: quant, data: fromGgmlBlocks(rows, t.shape, quant, where) };
+  const count = t.shape.reduce((a, b) => a * b, 1);
+  // Blocks become f32 values first, so the dense path below sees an F32 tensor.
+  const blocks = isGgufBlocks(t);
+  const dense: TensorInfo = blocks ? { ...t, dtype: 'F32' } : t;
+  const bytes = blocks ? new Uint8Array(ggmlToF32(rows, t.ggml, count, where).buffer) : rows;
+  return quant ? quantizeTensor(convertTensor(dense, bytes, 'f32').data as Float32Array, t, quant) : convertTensor(dense, bytes, format);
 }

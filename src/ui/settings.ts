@@ -3,6 +3,8 @@ import type { Mode } from '../speculative/scheduler.ts';
 import { MODES, DRAFT_KINDS, MAX_DEPTH, MAX_WIDTH, type DraftKind } from '../app/modes.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
 import { emulating, parseCost, type CostModel, type DeviceEmulation } from '../common/device-emulation.ts';
+import { QUANT_FORMATS } from '../model/quant.ts';
+import type { QuantFormat } from '../model/types.ts';
 
 export type Placement = 'tab' | 'mesh';
 
@@ -23,6 +25,8 @@ export interface ChatSettings {
   context: number;
   /** Emulated dedicated devices (stage and draft costs, 'A' or 'A:B' ms); null: off (the default). */
   emulation: DeviceEmulation | null;
+  /** Quantize the target's projection matrices on load (stages in this tab); null: as stored. */
+  quant: QuantFormat | null;
 }
 
 export class SettingsError extends Error {
@@ -77,5 +81,6 @@ export function parseSettings(get: (name: string) => string): ChatSettings {
     maxTokens: int(get, 'max-tokens', 1, 4096),
     context: int(get, 'context', 16, 32768),
     emulation: emulated,
+    quant: ['', 'none'].includes(get('quant')) ? null : oneOf(get, 'quant', QUANT_FORMATS),
   };
 }
