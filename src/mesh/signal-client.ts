@@ -2,7 +2,7 @@
 
 import { Emitter } from './emitter.ts';
 import { SpecpipeError } from '../common/errors.ts';
-import { SIGNAL_PATH, SIGNAL_VERSION, type ClientMessage, type IceServerConfig, type PeerInfo, type PeerMeta, type ServerMessage, type SignalErrorCode } from '../server/signal-protocol.ts';
+import { SIGNAL_PATH, SIGNAL_VERSION, type ApiClientMessage, type ApiServerMessage, type ClientMessage, type IceServerConfig, type PeerInfo, type PeerMeta, type ServerMessage, type SignalErrorCode } from '../server/signal-protocol.ts';
 
 export type { IceServerConfig, PeerInfo, PeerMeta } from '../server/signal-protocol.ts';
 
@@ -38,6 +38,8 @@ export type WebSocketFactory = (url: string) => WebSocketLike;
 export interface SignalClientOptions {
   room: string;
   secret?: string;
+  /** The server's token for its own API leader (src/app/api-relay.ts); only that leader has it. */
+  apiToken?: string;
   /** What the room learns about this tab (e.g. { role: 'stage', name: 'laptop-2' }). */
   meta?: PeerMeta;
   /** ws(s)://host/signal; default: this page's origin + /signal. */
@@ -55,6 +57,8 @@ export interface SignalEvents extends Record<string, unknown> {
   close: SignallingError;
   /** A non-fatal error reply from the server (e.g. unknown-peer). */
   error: SignallingError;
+  /** To the room's API leader: an OpenAI-style request to run, or an abort (unchecked: see apiRequestProblem). */
+  api: ApiServerMessage;
 }
 
 /** The signalling URL for this page: wss://host/signal on https pages, ws:// otherwise. */
@@ -102,6 +106,7 @@ export class SignalClient extends Emitter<SignalEvents> {
       ws.onopen = () => {
         const join: ClientMessage = { type: 'join', version: SIGNAL_VERSION, room: opts.room, meta: opts.meta ?? {} };
         if (opts.secret) join.secret = opts.secret;
+        if (opts.apiToken) join.apiToken = opts.apiToken;
         ws.send(JSON.stringify(join));
       };
       ws.onmessage = (ev) => {
@@ -137,6 +142,11 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.send({ type: 'signal', to, data });
   }
 
+  /** The API leader's answer to a relayed request (src/app/api-relay.ts). */
+  sendApi(msg: ApiClientMessage): void {
+    this.send(msg);
+  }
+
   close(): void {
     this.closed = true;
     this.ws.close(1000, 'bye');
@@ -165,6 +175,10 @@ export class SignalClient extends Emitter<SignalEvents> {
         break;
       case 'error':
         this.emit('error', new SignallingError(msg.code, msg.message));
+        break;
+      case 'api-request':
+      case 'api-abort':
+        this.emit('api', msg);
         break;
       default:
         break;

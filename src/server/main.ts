@@ -6,7 +6,11 @@
 //   npm start -- [--port 8443] [--host 0.0.0.0] [--cert cert.pem --key key.pem] [--http]
 //                [--room NAME] [--secret S] [--ice '[{"urls":"stun:stun.example.org"}]'] [--stun URL,URL]
 //                [--turn URL --turn-user U --turn-pass P] [--dist dist] [--allow-origin URL,URL]
-//                [--<limit> N for each of SIGNALLING_LIMITS and HTTP_LIMITS, e.g. --max-connections-per-address 32]
+//                [--<limit> N for each of SIGNALLING_LIMITS, HTTP_LIMITS and API_LIMITS, e.g. --max-connections-per-address 32]
+//                [--api-key KEY] [--leader headless [--placement tab|mesh] [--stages N] [--model PATH] [--draft-model PATH|none]]
+//
+// The OpenAI-compatible API (/v1/..., api-server.ts) is relayed to the room's API leader; --leader
+// headless starts one (headless-leader.ts).
 //
 // Hardened against clients (README, "Security"): every stream and socket error is handled, a file
 // stream ends when its client goes away, every response carries security headers, upgrades to
@@ -25,6 +29,8 @@ import { createSignallingServer, SIGNALLING_LIMITS, type SignallingLimits } from
 import { ROOM_PATTERN, SIGNAL_PATH, type IceServerConfig } from './signal-protocol.ts';
 import { securityHeaders } from './http-security.ts';
 import { addressKey, LimitedLog, PerAddress } from './limits.ts';
+import { API_LIMITS, createApiServer, type ApiLimits } from './api-server.ts';
+import { spawnHeadlessLeader } from './headless-leader.ts';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -269,13 +275,22 @@ export function guardServer(server: Server, limits: HttpLimits, log: (key: strin
 }
 
 /** The options of `npm start` besides the limits. */
-const OPTIONS = ['port', 'host', 'dist', 'http', 'cert', 'key', 'room', 'secret', 'ice', 'stun', 'turn', 'turn-user', 'turn-pass', 'allow-origin'];
+const OPTIONS = ['port', 'host', 'dist', 'http', 'cert', 'key', 'room', 'secret', 'ice', 'stun', 'turn', 'turn-user', 'turn-pass', 'allow-origin', 'api-key', 'leader'];
+/** The headless leader's options, passed on to it. */
+const LEADER_OPTIONS = ['placement', 'stages', 'model', 'draft-model'];
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const signalLimits = limitsFromArgs<SignallingLimits>(args, SIGNALLING_LIMITS);
   const httpLimits = limitsFromArgs<HttpLimits>(args, HTTP_LIMITS);
-  rejectUnknown(args, [...OPTIONS, ...[...Object.keys(SIGNALLING_LIMITS), ...Object.keys(HTTP_LIMITS)].map(limitFlag)]);
+  const apiLimits = limitsFromArgs<ApiLimits>(args, API_LIMITS);
+  rejectUnknown(args, [...OPTIONS, ...LEADER_OPTIONS, ...[...Object.keys(SIGNALLING_LIMITS), ...Object.keys(HTTP_LIMITS), ...Object.keys(API_LIMITS)].map(limitFlag)]);
+  const leader = args.get('leader');
+  if (leader !== undefined && leader !== 'headless') throw new Error('--leader takes one value: headless (a headless Chromium leader serving the API)');
+  const leaderArgs = LEADER_OPTIONS.flatMap((o) => (args.has(o) ? [`--${o}`, str(args, o)] : []));
+  if (leaderArgs.length && leader === undefined) throw new Error(`${LEADER_OPTIONS.map((o) => '--' + o).join(', ')} go with --leader headless`);
+  const apiKey = args.get('api-key');
+  if (apiKey !== undefined && (apiKey === true || apiKey.trim() === '')) throw new Error('--api-key needs a value (--api-key KEY); leave it out for an API open to anyone who reaches this server');
   const port = num(args, 'port', 8443);
   const host = str(args, 'host', '0.0.0.0');
   const dist = str(args, 'dist', 'dist');
@@ -295,7 +310,13 @@ async function main(): Promise<void> {
   const ips = lanAddresses();
   const logs = new LimitedLog((l) => console.log(l));
   const log = (key: string, line: string): void => logs.line(key, line);
-  const handler = staticHandler(dist, { https: !plain, log });
+  const api = createApiServer({ ...apiLimits, room, apiKey, log });
+  // With its own headless leader, the server lets no one else take the API leader's role.
+  const apiToken = leader === 'headless' ? randomBytes(24).toString('base64url') : undefined;
+  const files = staticHandler(dist, { https: !plain, log });
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!api.handle(req, res)) files(req, res);
+  };
   let server: Server;
   if (plain) {
     server = createHttpServer(handler);
@@ -323,7 +344,10 @@ async function main(): Promise<void> {
     reservedRooms: [room],
     allowedOrigins,
     log: (l) => console.log(l),
+    api: api.hooks,
+    apiToken,
   });
+  api.bind(signalling);
   signalling.attach(server, SIGNAL_PATH, { otherPaths: 'refuse' });
   guardServer(server, httpLimits, log);
   await new Promise<void>((r, j) => {
@@ -347,8 +371,14 @@ async function main(): Promise<void> {
   console.log(`Join link for stage tabs: ${scheme}://${joinHost}:${port}/?room=${room}&stage${fragment}`);
   console.log(`ICE servers: ${iceServers.length ? JSON.stringify(iceServers) : 'none (LAN host candidates only)'}`);
   if (typeof secret !== 'string') console.log(`Room ${room} is open: anyone who can reach this server can join it (--secret S guards it).`);
+  console.log(`OpenAI-compatible API: ${scheme}://${hosts[0]}:${port}/v1 (${apiKey ? 'key required' : 'no key: --api-key KEY guards it'}), served by the room's leader`);
+  const headless =
+    apiToken !== undefined
+      ? spawnHeadlessLeader({ link: `${scheme}://${hosts[0]}:${port}/?room=${room}`, secret: typeof secret === 'string' ? secret : undefined, apiToken, args: leaderArgs, log: (l) => console.log(l) })
+      : null;
 
   const stop = (): void => {
+    headless?.kill('SIGTERM');
     void signalling.close();
     server.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 1000).unref();

@@ -26,6 +26,11 @@ import {
   ROOM_PATTERN,
   SIGNAL_PATH,
   SIGNAL_VERSION,
+  API_ID_PATTERN,
+  API_ROLE,
+  API_MAX_TEXT_CHARS,
+  API_MAX_TOKENS,
+  type ApiClientMessage,
   type ClientMessage,
   type IceServerConfig,
   type PeerInfo,
@@ -98,6 +103,19 @@ export interface SignallingOptions extends Partial<SignallingLimits> {
    */
   allowedOrigins?: string[];
   log?: (line: string) => void;
+  /** The OpenAI-compatible API's relay (api-server.ts): what room members send it, and who left. */
+  api?: ApiRelayHooks;
+  /**
+   * When set, only a joiner presenting this token may take the API leader's role (meta.role
+   * API_ROLE): the server's own headless leader. Otherwise anyone who may join the room may.
+   */
+  apiToken?: string;
+}
+
+/** How the service hands the API leader's messages (validated) to the HTTP side. */
+export interface ApiRelayHooks {
+  message(room: string, from: string, msg: ApiClientMessage): void;
+  left(room: string, id: string): void;
 }
 
 export interface RoomSummary {
@@ -120,6 +138,8 @@ export interface SignallingServer {
   /** Listens for upgrades to `path` on an HTTP(S) server. */
   attach(server: EventEmitter, path?: string, opts?: AttachOptions): void;
   rooms(): RoomSummary[];
+  /** Sends `msg` to member `id` of `room`; false when there is no such member. */
+  sendTo(room: string, id: string, msg: ServerMessage): boolean;
   close(): Promise<void>;
 }
 
@@ -204,8 +224,12 @@ export function parseClientMessage(text: string): ClientMessage {
       if (v.secret !== undefined && (typeof v.secret !== 'string' || v.secret.length > MAX_SECRET_LENGTH)) {
         throw new Refusal('bad-message', `join.secret must be a string of at most ${MAX_SECRET_LENGTH} characters`);
       }
+      if (v.apiToken !== undefined && (typeof v.apiToken !== 'string' || v.apiToken.length > MAX_SECRET_LENGTH)) {
+        throw new Refusal('bad-message', `join.apiToken must be a string of at most ${MAX_SECRET_LENGTH} characters`);
+      }
       const msg: ClientMessage = { type: 'join', version: v.version, room: v.room, meta: parseMeta(v.meta) };
       if (typeof v.secret === 'string' && v.secret !== '') msg.secret = v.secret;
+      if (typeof v.apiToken === 'string' && v.apiToken !== '') msg.apiToken = v.apiToken;
       return msg;
     }
     case 'signal':
@@ -214,9 +238,38 @@ export function parseClientMessage(text: string): ClientMessage {
       return { type: 'signal', to: v.to, data: v.data };
     case 'ping':
       return { type: 'ping' };
+    case 'api-start':
+    case 'api-chunk':
+    case 'api-done':
+    case 'api-error':
+      return parseApiMessage(v, v.type);
     default:
       throw new Refusal('bad-message', `unknown message type "${v.type.slice(0, 32)}"`);
   }
+}
+
+const count = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= API_MAX_TOKENS * 4;
+
+/** The API leader's answers (see signal-protocol.ts), shape-checked like every other message. */
+function parseApiMessage(v: Record<string, unknown>, type: ApiClientMessage['type']): ApiClientMessage {
+  if (typeof v.id !== 'string' || !API_ID_PATTERN.test(v.id)) throw new Refusal('bad-message', `${type}.id must be a request id`);
+  const id = v.id;
+  if (type === 'api-start') {
+    if (!count(v.promptTokens)) throw new Refusal('bad-message', 'api-start needs promptTokens (a count)');
+    return { type, id, promptTokens: v.promptTokens };
+  }
+  if (type === 'api-chunk') {
+    if (typeof v.text !== 'string' || v.text.length > API_MAX_TEXT_CHARS || !count(v.tokens)) throw new Refusal('bad-message', 'api-chunk needs text (string) and tokens (count)');
+    return { type, id, text: v.text, tokens: v.tokens };
+  }
+  if (type === 'api-done') {
+    if ((v.finish !== 'stop' && v.finish !== 'length') || !count(v.promptTokens) || !count(v.completionTokens)) {
+      throw new Refusal('bad-message', 'api-done needs finish (stop|length), promptTokens and completionTokens (counts)');
+    }
+    return { type, id, finish: v.finish, promptTokens: v.promptTokens, completionTokens: v.completionTokens };
+  }
+  if ((v.status !== 400 && v.status !== 500 && v.status !== 503) || typeof v.message !== 'string') throw new Refusal('bad-message', 'api-error needs status (400|500|503) and message');
+  return { type, id, status: v.status, message: v.message.slice(0, 1000) };
 }
 
 /** How long a socket we closed may take to answer the close frame before it is cut. */
@@ -235,6 +288,7 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
   const iceServers = opts.iceServers ?? [];
   const reserved = new Set([...(opts.reservedRooms ?? []), ...Object.keys(opts.roomSecrets ?? {})]);
   const allowedOrigins = opts.allowedOrigins ?? [];
+  const apiTokenHash = opts.apiToken ? hashSecret(opts.apiToken) : null;
   const logs = new LimitedLog(opts.log ?? (() => {}));
   const rooms = new Map<string, Room>();
   const addresses = new PerAddress<AddressState>(
@@ -311,6 +365,9 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
         throw new Refusal('wrong-secret', `wrong secret for room "${msg.room}"`, true);
       }
     }
+    if (apiTokenHash && msg.meta?.role === API_ROLE && !(msg.apiToken && timingSafeEqual(hashSecret(msg.apiToken), apiTokenHash))) {
+      throw new Refusal('wrong-secret', 'only this server\'s own leader may serve its API (role "api")', true);
+    }
     if (r.members.size >= L.maxPeersPerRoom) throw new Refusal('room-full', `room "${msg.room}" is full (${L.maxPeersPerRoom} tabs)`, true);
     rooms.set(r.name, r);
     return r;
@@ -356,8 +413,8 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
         logs.line(c.key, `[signal] ${id} joined ${r.name} (${r.members.size} in room) from ${c.key}`);
         return;
       }
-      // signal
       if (!me || !room) throw new Refusal('not-joined', 'join a room before sending signals');
+      if (msg.type !== 'signal') return opts.api?.message(room.name, me.id, msg);
       const target = room.members.get(msg.to);
       if (!target) throw new Refusal('unknown-peer', `no peer "${msg.to}" in room "${room.name}"`);
       send(target.conn, { type: 'signal', from: me.id, data: msg.data });
@@ -385,6 +442,7 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
         room.members.delete(me.id);
         for (const m of room.members.values()) send(m.conn, { type: 'peer-left', id: me.id });
         logs.line(c.key, `[signal] ${me.id} left ${room.name} (${room.members.size} in room)`);
+        opts.api?.left(room.name, me.id);
         if (room.members.size === 0) rooms.delete(room.name);
         me = null;
       } catch (e) {
@@ -460,6 +518,12 @@ export function createSignallingServer(opts: SignallingOptions = {}): Signalling
         protected: r.secretHash !== null,
         peers: [...r.members.values()].map((m) => ({ id: m.id, meta: m.meta })),
       }));
+    },
+    sendTo(room, id, msg) {
+      const m = rooms.get(room)?.members.get(id);
+      if (!m) return false;
+      send(m.conn, msg);
+      return true;
     },
     close() {
       clearInterval(heartbeat);
