@@ -1,7 +1,7 @@
 // `npm run generate` as users and benchmarks call it: its own Vite server and headless Chromium.
 import { test, expect } from '@playwright/test';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 function generate(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -87,4 +87,37 @@ test('generate --stages 2 --browsers 2 --json: a mesh of tabs gives the same tok
   expect(report.overrunShare).toBeGreaterThanOrEqual(0);
   expect(report.bound.stepMs).toBeGreaterThanOrEqual(19);
   expect(report.bound.hopMs).toBeGreaterThanOrEqual(5); // half a round trip of 5 ms each way
+});
+
+test('generate --stage-hosts mixed --json: stage tabs and Node stage hosts alternate, same tokens, each stage\'s device and memory reported, no host left', async () => {
+  const ref = JSON.parse(readFileSync('public/fixtures/tiny-llama/reference.json', 'utf8')) as { promptIds: number[]; greedyTokens: number[] };
+  const out = await generate(['--model', 'public/fixtures/tiny-llama', '--prompt-ids', ref.promptIds.join(','), '--max-new-tokens', '8', '--mode', 'pp', '--stages', '2', '--stage-hosts', 'mixed', '--split', 'equal', '--json']);
+  expect(out.code, out.stderr).toBe(0);
+  const report = JSON.parse(out.stdout.trim().split('\n').pop()!) as {
+    tokens: number[];
+    stageHosts: string;
+    ring: { name: string; role: string; device: string; weightBytes: number; kvBytes: number; memoryBytes: number | null }[];
+  };
+  expect(report.tokens).toEqual(ref.greedyTokens.slice(0, 8));
+  expect(report.stageHosts).toBe('mixed');
+  expect(report.ring.map((s) => s.name).sort()).toEqual(['node 2', 'stage 1']);
+  for (const s of report.ring) {
+    expect(s.device, s.name).toMatch(/swiftshader/i);
+    expect(s.weightBytes, s.name).toBeGreaterThan(0);
+    expect(s.memoryBytes, s.name).toBeNull(); // nothing announced
+  }
+  // KV pools per layer, whatever holds the stage: two layers hold twice one layer's.
+  expect(report.ring.map((s) => s.role)).toEqual(['layers 0-1 + embedding', 'layers 2-2 + head']);
+  expect(report.ring[1].kvBytes).toBeGreaterThan(0);
+  expect(report.ring[0].kvBytes).toBe(2 * report.ring[1].kvBytes);
+  // The Node stage host ended with the command.
+  const hosts = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      return cmd.includes('src/cli/stage-host.ts') && cmd.includes('/?room=cli-');
+    } catch {
+      return false;
+    }
+  });
+  expect(hosts).toEqual([]);
 });

@@ -4,7 +4,7 @@ import type { LinkStats } from '../mesh/peer.ts';
 import type { MeshMessage } from '../mesh/protocol.ts';
 import type { GenerateMetrics } from '../speculative/scheduler.ts';
 import { tbtSummary } from '../speculative/metrics.ts';
-import type { HopLatency, StageWork } from './mesh-types.ts';
+import type { HopLatency, MeshStageView, StageWork } from './mesh-types.ts';
 
 export type StatsReply = Extract<MeshMessage, { type: 'stats' }>;
 
@@ -57,4 +57,13 @@ export function mergedMetrics(last: GenerateMetrics, g: { promptTokens: number; 
 export function hopOneWayMs(hops: readonly HopLatency[]): number {
   const rtts = hops.map((h) => h.rttP50Ms).filter((v): v is number => v !== null);
   return rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length / 2 : 0;
+}
+
+/** Bytes as MiB with one decimal, as the mesh view and the command line show memory. */
+export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** One stage of the ring in words: place, name, layers, device, weight and KV bytes, announced memory. */
+export function stageViewLine(v: MeshStageView): string {
+  const memory = v.memoryBytes === null ? 'memory not announced' : `memory ${mib(v.memoryBytes)} announced`;
+  return `stage ${v.index} "${v.name}": ${v.role ?? '?'} on ${v.device || '?'}; weights ${mib(v.weightBytes)}, KV ${mib(v.kvBytes)}, ${memory}`;
 }

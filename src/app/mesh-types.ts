@@ -1,5 +1,6 @@
 // What the mesh API takes and gives (MeshSession in the leader tab): options, requests, status and
 // reports. The chat page and the command line code against these.
+import type { PlacedStage } from './recovery-plan.ts';
 import type { LinkTuning } from '../mesh/peer.ts';
 import type { PayloadDtype } from '../mesh/protocol.ts';
 import type { GenerationReport, TokenEvent } from './engine.ts';
@@ -18,7 +19,12 @@ export interface MeshStageView {
   device: string;
   gbps: number | null;
   load: { done: number; total: number } | null;
+  /** Bytes of weights the stage loaded (0 until it has). */
   weightBytes: number;
+  /** Bytes of the KV slot pools its layers hold (the leader sizes them: slots x layers). */
+  kvBytes: number;
+  /** Memory the stage announced it may use (a Node host's --memory-gb), or null: not announced. */
+  memoryBytes: number | null;
   loaded: boolean;
 }
 
@@ -52,6 +58,13 @@ export interface MeshOpenOptions {
   stages: number;
   /** This tab also holds a stage (joins the ring like a stage tab, over a loopback link). */
   holdStage?: boolean;
+  /**
+   * A leader that reloaded (src/app/session-store.ts): take these stage tabs back, in this order with
+   * these layers, when they are all in the room (else the layers are split afresh over `stages` tabs);
+   * the first generation may then skip the first `keep` positions of its prompt, which the stages
+   * still hold from the generation the reload cut (give 0 unless that prompt is exactly its text).
+   */
+  resume?: { ring: PlacedStage[]; keep: number };
   modelUrl: string;
   /** Draft model for specpipe/tree, loaded in the leader tab on first use. */
   draftUrl?: string;
@@ -101,12 +114,32 @@ export interface StageWork {
   levelMsP50: number | null;
 }
 
+/** One recovery from a lost stage tab during a generation (partial recovery: only moved layers prefill). */
+export interface RecoveryReport {
+  /** Which stage tab was lost, and how. */
+  lost: string;
+  /** Tokens committed when it was lost. */
+  atToken: number;
+  /** Tokens committed before the loss that the final output does not begin with (0: nothing lost). */
+  tokensLost: number;
+  /** From noticing the loss to the next committed token, ms (null when none followed). */
+  recoveryMs: number | null;
+  /** Where the lost layers went, in words ('layers 2-3 -> spare tab c'), or that they were split afresh. */
+  plan: string;
+  /** Per stage of the re-formed ring: committed positions it served from what it kept, and those it computed again. */
+  stages: { name: string; role: string; kept: number; prefilled: number; ms: number }[];
+}
+
 /** A generation's report on the mesh: per-hop round trips and per-stage work besides the usual. */
 export interface MeshRunReport extends Omit<GenerationReport, 'logits'> {
   hops: HopLatency[];
   stageStats: StageWork[];
   /** Times the ring was re-formed during this generation. */
   recoveries: number;
+  /** Per recovery: what was lost, what moved, how long until the next token, what each stage prefilled. */
+  recoveryLog: RecoveryReport[];
+  /** The ring's stages when the generation ended: who, which layers, device, weight and KV bytes. */
+  ring: MeshStageView[];
   /** Level round trips leader -> ... -> leader. */
   ringTripP50Ms: number | null;
   ringTripP95Ms: number | null;

@@ -1,6 +1,8 @@
-// The mesh view: which stage tab holds which layers, its device and speed, load progress, per-hop
-// latency, and the leader's recent log.
+// The mesh view: which stage (a tab or a Node stage host) holds which layers, its device, speed and
+// memory (weights, KV slots, what it announced it may use), load progress, per-hop latency, and the
+// leader's recent log.
 import type { MeshStatus } from '../app/mesh-session.ts';
+import { mib } from '../app/mesh-report.ts';
 import { el } from './dom.ts';
 
 const ms = (v: number | null): string => (v === null ? '–' : `${v.toFixed(1)} ms`);
@@ -9,7 +11,7 @@ export function renderMeshView(root: HTMLElement, s: MeshStatus): void {
   const stages = el(
     'table',
     { id: 'mesh-stages' },
-    el('tr', {}, ...['stage', 'tab', 'layers', 'device', 'speed', 'load'].map((h) => el('th', {}, h))),
+    el('tr', {}, ...['stage', 'tab / host', 'layers', 'device', 'speed', 'weights', 'KV', 'memory', 'load'].map((h) => el('th', {}, h))),
     ...s.stages.map((st) =>
       el(
         'tr',
@@ -19,6 +21,9 @@ export function renderMeshView(root: HTMLElement, s: MeshStatus): void {
         el('td', {}, st.role ?? '–'),
         el('td', {}, st.device || '–'),
         el('td', {}, st.gbps === null ? '–' : `${st.gbps.toFixed(2)} GB/s`),
+        el('td', {}, st.loaded ? mib(st.weightBytes) : '–'),
+        el('td', {}, mib(st.kvBytes)),
+        el('td', {}, st.memoryBytes === null ? 'not announced' : mib(st.memoryBytes)),
         el('td', {}, st.loaded ? 'loaded' : st.load && st.load.total > 0 ? el('progress', { max: String(st.load.total), value: String(st.load.done) }) : '–'),
       ),
     ),
