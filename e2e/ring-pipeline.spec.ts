@@ -112,6 +112,9 @@ test('2, 3 and 4 stages over 2 browser processes give the single tab\'s greedy t
         describeRun(`demo-target, ${stages} stages, ${mode} (hit rate ${s.metrics.hitRate?.toFixed(2)})`, s);
         expect(s.tokens, mode).toEqual(single.tokens);
       }
+      // The draft ran in a Worker of its own (own GPU device), off the thread that drives the ring.
+      const status = await callInPage<MeshStatus | null>(m.leader, PAGE, 'leaderStatusNow');
+      expect(status!.log.join('\n')).toMatch(/draft model loaded in its own worker \(\d+ layers, /);
     }
     for (const p of [m.leader, ...m.stages]) await p.close();
   }
@@ -171,6 +174,49 @@ test('a stage tab closed, then one that stops answering, mid-generation: the rin
   // Noticed by the leader or by its neighbour, whichever link's silence timeout fires first.
   expect(log).toMatch(new RegExp(`s1 \\(${m.stageIds[0]}\\) lost.*timeout\\)?: ${m.stageIds[0]} did not answer for \\d+ ms`));
   expect(log).toMatch(/re-forming the ring with 2 stage\(s\)[\s\S]*re-forming the ring with 1 stage\(s\)/);
+});
+
+test('partial recovery: a stage tab closed mid-generation is replaced by a spare tab, which alone prefills the committed text; the other stages keep their layers and KV', async ({ baseURL }) => {
+  test.setTimeout(300_000);
+  const req = { prompt: 'In the beginning', maxNewTokens: 32, sampling: GREEDY, mode: 'pp' } as const;
+  const m = await mesh(baseURL!, DEMO, 3, { hopDelayMs: 15 });
+  // A fourth tab joins the room after the ring formed: a spare.
+  const spare = await tab(browsers[1], baseURL!);
+  const spareJoined = callInPage<{ id: string }>(spare, PAGE, 'stageStart', { room: m.room, secret: SECRET, name: 'spare' });
+  await expect.poll(async () => (await callInPage<StageStatus | null>(spare, PAGE, 'stageStatusNow'))?.phase).toBe('waiting');
+  const roles = (await callInPage<MeshStatus>(m.leader, PAGE, 'leaderStatusNow')).stages.map((s) => [s.name, s.role]);
+  const { undisturbed, running } = await runTwiceThenDisturb(m, req);
+  await m.stages[1].close();
+  const r = await running;
+  const spareId = (await spareJoined).id;
+  describeRun('after stage 2 was replaced by a spare', r);
+  expect(r.tokens).toEqual(undisturbed.tokens);
+  expect(r.recoveries).toBe(1);
+  const rec = r.recoveryLog[0];
+  console.log(`recovery: ${JSON.stringify(rec)}`);
+  // Stages take their ring places in the order they joined: find the lost one's.
+  const lost = roles.findIndex(([name]) => name === 's2');
+  expect(rec).toMatchObject({ tokensLost: 0, plan: `${roles[lost][1]} -> spare tab spare (${spareId})` });
+  expect(rec.lost).toContain(`s2 (${m.stageIds[1]}) lost`);
+  expect(rec.recoveryMs).toBeGreaterThan(0);
+  // The stages left kept their layers; the spare took the lost ones.
+  const after = roles.map(([name, role], i) => [i === lost ? 'spare' : name, role]);
+  expect(r.ring.map((s) => [s.name, s.role])).toEqual(after);
+  // Only the spare computed the committed text again; the others served it from their KV and hidden
+  // states, computing at most the positions whose commit had not reached them yet.
+  const keep = r.promptIds.length + rec.atToken - 1;
+  expect(rec.stages.map((s) => [s.name, s.role])).toEqual(after);
+  rec.stages.forEach((s, i) => {
+    if (i === lost) expect(s).toMatchObject({ kept: 0, prefilled: keep });
+    else {
+      expect(s.kept + s.prefilled).toBe(keep);
+      expect(s.prefilled).toBeLessThanOrEqual(3);
+    }
+  });
+  // The stage tabs that stayed say so themselves.
+  for (const p of [m.stages[0], m.stages[2]]) {
+    expect((await callInPage<StageStatus>(p, PAGE, 'stageStatusNow')).message).toMatch(new RegExp(`^resumed: kept \\d+ of ${keep} committed positions, prefilled [0-3] \\(`));
+  }
 });
 
 test('a stage whose GPU device is lost mid-generation leaves the ring like a closed tab; the output is unchanged', async ({ baseURL }) => {

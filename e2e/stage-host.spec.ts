@@ -107,7 +107,9 @@ async function tab(baseURL: string): Promise<Page> {
 /** A leader tab for `stages` Node stage hosts that have joined `room`. */
 async function leader(baseURL: string, room: string, modelUrl: string, extra: { draftUrl?: string } = {}): Promise<Page> {
   const page = await tab(baseURL);
-  await callInPage(page, PAGE, 'leaderStart', { room, secret: SECRET, stages: 2, modelUrl, name: 'leader', ...extra });
+  // Dawn builds a host's pipelines synchronously: on a loaded 2-core machine a host can be silent for
+  // several seconds right after loading its weights, so the leader waits 15 s before it gives up on one.
+  await callInPage(page, PAGE, 'leaderStart', { room, secret: SECRET, stages: 2, modelUrl, name: 'leader', timeoutMs: 15_000, ...extra });
   const ready = await callInPage<Outcome>(page, PAGE, 'leaderReady');
   if (!('ok' in ready)) for (const h of hosts) console.log(`${h.name}:\n${h.out.join('\n')}`);
   expect(ready).toEqual({ ok: true });

@@ -10,13 +10,14 @@ import { emulationFromArgs, emulationsFromArgs } from '../src/cli/emulation-args
 import { parseArgs } from '../src/common/args.ts';
 import type { GenerateMetrics, Mode } from '../src/speculative/scheduler.ts';
 import type { MeshRunReport } from '../src/app/mesh-types.ts';
+import { modeVariants, variantLabel } from '../src/app/modes.ts';
 
 function metrics(o: Partial<GenerateMetrics>): GenerateMetrics {
   return {
     mode: 'pp', stages: 2, promptTokens: 4, committedTokens: 4, ttftMs: 100, decodeMs: 150, tbtMeanMs: 50, tbtP50Ms: 50, tbtP95Ms: 60, totalMs: 250,
     steps: null, stepsToFirstToken: null, tokensPerStep: null, hits: 0, misses: 3, hitRate: null, boundTokensPerStep: null,
     boundSpeedupOverPp: null, levelsSent: 4, rowsSent: 4, staleResults: 0, epochs: 0, treeRounds: 0, tokensPerRound: null,
-    draftCalls: 0, draftMs: 0, ...o,
+    draftCalls: 0, draftMs: 0, draftWaitMs: 0, draftWaitPerLevelMs: null, ...o,
   };
 }
 
@@ -26,6 +27,7 @@ function record(mode: Mode, prompt: number, tokens: number[], o: Partial<BenchRe
   const decodeMs = tokens.length > 1 ? tbt * (tokens.length - 1) : null;
   return {
     transport: 'mesh', stages: mode === 'single' ? 1 : 2, hopDelayMs: 0, stageMs: null, draftMs: null, mode, prompt, tokens,
+    width: mode === 'specpipe' || mode === 'tree' ? 2 : null, depth: mode === 'tree' ? 4 : null,
     metrics: metrics({ mode, decodeMs, tbtMeanMs: decodeMs === null ? null : tbt, ...m }), tokensPerSecond: 1000 / tbt, stageStepMs: 20, hopMs: 0,
     stageBusyMs: [100, 100], overruns: null, lossless: null, ...rest,
   };
@@ -44,8 +46,8 @@ describe('checkLossless', () => {
     const bad = checkLossless(rs);
     expect(rs.map((r) => r.lossless)).toEqual([null, null, true, false, false, null]);
     expect(bad).toEqual([
-      'specpipe x2 (mesh, hop 0 ms) prompt 1: differs from single at token 1',
-      'tree x2 (mesh, hop 0 ms) prompt 2: differs from single at token 1',
+      'specpipe W2 x2 (mesh, hop 0 ms) prompt 1: differs from single at token 1',
+      'tree W2 D4 x2 (mesh, hop 0 ms) prompt 2: differs from single at token 1',
     ]);
     expect(comparedRuns(rs)).toBe(3);
   });
@@ -148,7 +150,7 @@ describe('summarize / formatTable', () => {
     const res: BenchResults = {
       createdAt: '2026-11-26T00:00:00Z',
       conditions: { adapter: 'google swiftshader', cpu: 'test cpu', cores: 2, placement: 'mesh <test>', notes: ['shared cores'] },
-      settings: { stages: [2], modes: ['single', 'pp', 'specpipe'], hopDelaysMs: [0], stageMs: ['0'], draftMs: ['0'], tokens: 3, width: 2, depth: 4, draft: 'model', prompts: ['a <b>', 'c'] },
+      settings: { stages: [2], modes: ['single', 'pp', 'specpipe'], hopDelaysMs: [0], stageMs: ['0'], draftMs: ['0'], tokens: 3, widths: [2], depths: [4], branchRatio: 0, draft: 'model', prompts: ['a <b>', 'c'] },
       records: bad,
       mismatches: checkLossless(bad),
       failures: ['4 stages, hop delay 10 ms: stage 3 lost'],
@@ -169,10 +171,39 @@ describe('summarize / formatTable', () => {
     const only = [record('single', 0, [1, 2])];
     const res: BenchResults = {
       createdAt: '2026-11-26T00:00:00Z', conditions: { adapter: 'a', cpu: 'c', cores: 2, placement: 'p', notes: [] },
-      settings: { stages: [2], modes: ['single', 'pp'], hopDelaysMs: [0], stageMs: ['0'], draftMs: ['0'], tokens: 2, width: 2, depth: 4, draft: 'model', prompts: ['a'] },
+      settings: { stages: [2], modes: ['single', 'pp'], hopDelaysMs: [0], stageMs: ['0'], draftMs: ['0'], tokens: 2, widths: [2], depths: [4], branchRatio: 0, draft: 'model', prompts: ['a'] },
       records: only, mismatches: checkLossless(only), failures: ['2 stages, hop delay 0 ms: no stage joined'],
     };
     expect(htmlReport(res)).toContain('NOTHING WAS COMPARED');
+  });
+});
+
+describe('the bench grid: widths and depths', () => {
+  it('runs specpipe once per width, tree once per width and depth, pp and single once', () => {
+    const v = modeVariants(['single', 'pp', 'tree', 'specpipe'], [1, 3], [4, 8]);
+    expect(v.map(variantLabel)).toEqual(['single', 'pp', 'tree W1 D4', 'tree W1 D8', 'tree W3 D4', 'tree W3 D8', 'specpipe W1', 'specpipe W3']);
+  });
+  it('keeps variants apart, measures each against the one pp, and gives specpipe its ratio to the best tree', () => {
+    const grid = [
+      record('single', 0, [1, 2, 3], { tbt: 40 }),
+      record('pp', 0, [1, 2, 3], { tbt: 200 }),
+      record('tree', 0, [1, 2, 3], { tbt: 150, width: 2, depth: 4 }),
+      record('tree', 0, [1, 2, 3], { tbt: 120, width: 2, depth: 8 }),
+      record('specpipe', 0, [1, 2, 3], { tbt: 80, width: 1 }),
+      record('specpipe', 0, [1, 2, 3], { tbt: 60, width: 3 }),
+    ];
+    checkLossless(grid);
+    const rows = summarize(grid);
+    expect(rows.map(variantLabel)).toEqual(['single', 'pp', 'tree W2 D4', 'tree W2 D8', 'specpipe W1', 'specpipe W3']);
+    expect(rows.map((r) => r.speedupOverPp)).toEqual([null, 1, 200 / 150, 200 / 120, 200 / 80, 200 / 60]);
+    expect(rows.map((r) => r.speedupOverTree)).toEqual([null, null, null, null, 120 / 80, 120 / 60]);
+    expect(formatTable(rows)).toMatch(/\| specpipe W3 .*\| 3\.33x +\| 2\.00x +\| 1\/1 +\|$/m);
+    const html = htmlReport({
+      createdAt: 'now', conditions: { adapter: 'a', cpu: 'c', cores: 2, placement: 'p', notes: [] },
+      settings: { stages: [2], modes: ['single', 'pp', 'tree', 'specpipe'], hopDelaysMs: [0], stageMs: ['0'], draftMs: ['0'], tokens: 3, widths: [1, 3], depths: [4, 8], branchRatio: 0, draft: 'model', prompts: ['a'] },
+      records: grid, mismatches: [], failures: [],
+    });
+    expect(html).toContain('specpipe W3 2 stages: 3.333'); // the speed-up bar of each variant, with its title
   });
 });
 
@@ -189,7 +220,7 @@ describe('benchRecord', () => {
       hops: [{ from: 'leader', to: 'stage 1', rttP50Ms: 2, rttP95Ms: 3, samples: 5 }],
       ringTripP50Ms: 45,
     } as unknown as MeshRunReport;
-    const r = benchRecord(report, { transport: 'mesh', stages: 2, hopDelayMs: 0, stageMs: null, draftMs: null, mode: 'pp', prompt: 0 });
+    const r = benchRecord(report, { transport: 'mesh', stages: 2, hopDelayMs: 0, stageMs: null, draftMs: null, mode: 'pp', width: null, depth: null, prompt: 0 });
     expect(r.stageStepMs).toBe(22.5);
     expect(r.hopMs).toBe(3);
     expect(r.tokensPerSecond).toBe(10);
@@ -197,7 +228,7 @@ describe('benchRecord', () => {
     expect(r.stageBusyMs).toEqual([100, 300]);
     expect(r.hopRttP50Ms).toEqual([2]);
     expect(r.ringTripP50Ms).toBe(45);
-    const local = benchRecord({ ...report, bound: null, emulation: null, hops: undefined }, { transport: 'local', stages: 2, hopDelayMs: 0, stageMs: null, draftMs: null, mode: 'pp', prompt: 0 });
+    const local = benchRecord({ ...report, bound: null, emulation: null, hops: undefined }, { transport: 'local', stages: 2, hopDelayMs: 0, stageMs: null, draftMs: null, mode: 'pp', width: null, depth: null, prompt: 0 });
     expect([local.stageStepMs, local.hopMs, local.overruns, local.hopRttP50Ms]).toEqual([null, 0, null, undefined]);
   });
 });

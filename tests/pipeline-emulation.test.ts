@@ -117,6 +117,27 @@ describe('StageRunner on an emulated device', () => {
     expect(slow.stats.levelMsP50!).toBeGreaterThanOrEqual(29);
   });
 
+  it('a level whose rows all die during its wait (a verdict arrives behind it) is cut short and passed on empty', async () => {
+    const emitted: number[] = [];
+    const runner = new StageRunner(computeTaking(1), role, (o) => 'result' in o && emitted.push(o.result.nodes.length), () => undefined, { cost: { fixedMs: 200, perRowMs: 0 } });
+    const killer: LevelPacket = { ...level(1, 1), epoch: 1, verdict: { epoch: 1, commit: [], release: [] } };
+    const t0 = performance.now();
+    const ends = runLevels(runner, [level(0, 2), killer]);
+    await new Promise((r) => setTimeout(r, 30)); // level 0 is in its padding now
+    runner.push({ ...level(2, 1), epoch: 1, verdict: { epoch: 1, commit: [], release: [] } });
+    const [first] = await ends;
+    expect(first).toBeLessThan(150); // not its 200 ms budget
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(200); // the live level after it still takes its budget
+    expect(emitted.slice(0, 2)).toEqual([0, 1]);
+    expect(runner.stats.cancelled).toBe(1);
+    // A level with a live row runs to its budget.
+    const partly = new StageRunner(computeTaking(1), role, () => undefined, () => undefined, { cost: { fixedMs: 80, perRowMs: 0 } });
+    const p0 = runLevels(partly, [level(0, 2)]);
+    partly.push({ ...level(1, 1), verdict: { epoch: 0, commit: [], release: [0] } }); // slot 0 dies, slot 1 lives
+    expect((await p0)[0]).toBeGreaterThanOrEqual(79);
+    expect(partly.stats.cancelled).toBe(0);
+  });
+
   it('without a cost a level takes its real time and nothing overruns', async () => {
     const real = new StageRunner(computeTaking(5), role, () => undefined);
     await runLevels(real, [level(0, 1), level(1, 1)]);
@@ -162,7 +183,7 @@ describe('pp vs specpipe with emulated step times (in-tab pipeline, toy stages)'
     // The speed-up's shape: specpipe is clearly faster than pp and not faster than its bound allows.
     const speedup = ppTbt / spTbt;
     expect(speedup).toBeGreaterThan(1.3);
-    expect(speedup).toBeLessThanOrEqual((S * T) / bound.tbtMs * 1.05);
+    expect(spTbt).toBeGreaterThanOrEqual(bound.tbtMs * 0.97); // nothing beats the law (timers may fire a hair early)
     expect(bound.efficiency!).toBeGreaterThan(0.75);
     for (const s of [...pp.stats, ...sp.stats]) expect(s.overruns / s.levels).toBeLessThanOrEqual(0.1);
   });

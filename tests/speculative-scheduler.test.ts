@@ -1,11 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import { referenceGenerate, toyTargetModel } from './support/toy-lm.ts';
-import { generate, type Mode } from '../src/speculative/scheduler.ts';
+import { generate, reservedSlots, type Mode } from '../src/speculative/scheduler.ts';
 import { specpipeBound } from '../src/speculative/metrics.ts';
 import { percentile } from '../src/common/numerics.ts';
 import { SimPipeline } from './support/sim-pipeline.ts';
 import { NgramSource } from '../src/speculative/ngram-source.ts';
 import type { SamplingSettings } from '../src/speculative/sampling.ts';
+import type { SpeculativeSource } from '../src/speculative/source.ts';
 import { EOS, VOCAB, checkSlots, makeTarget, oracle, randomPrompt, rng, runSim } from './support/speculative-helpers.ts';
 
 const GREEDY: SamplingSettings = { temperature: 0, topK: 0, topP: 1, seed: 11 };
@@ -234,5 +235,75 @@ describe('scheduler: speed in pipeline steps', () => {
     expect(res.metrics.tbtP50Ms).toBe(30);
     expect(res.metrics.tbtP95Ms).toBe(30);
     expect(res.metrics.ttftMs).toBe(30);
+  });
+});
+
+describe('scheduler: the draft off the critical path, the dynamic tree', () => {
+  const t = makeTarget(8);
+  const prompt = [2, 7, 1, 8];
+
+  /** The oracle, recording stage 1's credit when each proposal is asked for. */
+  function watchedOracle(sim: { credit(): number }, p: number, pLater = 0.5) {
+    const src = oracle(t, SAMPLED, p, 3, pLater);
+    const creditAtAsk: number[] = [];
+    const propose = src.propose.bind(src);
+    src.propose = (f, k) => {
+      creditAtAsk.push(sim.credit());
+      return propose(f, k);
+    };
+    return { src, creditAtAsk };
+  }
+
+  it('specpipe asks the draft for the next level while the current one is in flight (stage 1 without credit)', async () => {
+    const S = 4;
+    const sim = new SimPipeline({ numStages: S, numSlots: prompt.length + 200 + reservedSlots('specpipe', S, { width: 2 }), target: t });
+    // a step takes time, as on a real ring: the stages move on a task after the leader waits
+    const tick = sim.waitForProgress.bind(sim);
+    sim.waitForProgress = async () => {
+      await new Promise((r) => setTimeout(r, 0));
+      return tick();
+    };
+    const { src, creditAtAsk } = watchedOracle(sim, 0.8);
+    const res = await generate(sim, { mode: 'specpipe', prompt, maxNewTokens: 200, sampling: SAMPLED, source: src, width: 2 });
+    sim.drain();
+    expect(res.tokens).toEqual(referenceGenerate(t, prompt, 200, SAMPLED).tokens);
+    // the level just sent occupies stage 1: a proposal made then is ready when the credit returns
+    const ahead = creditAtAsk.filter((c) => c === 0).length / creditAtAsk.length;
+    expect(ahead).toBeGreaterThan(0.8);
+    expect(res.metrics.draftWaitPerLevelMs).not.toBeNull();
+  });
+
+  it('a source that fails mid-generation fails the generation with its error (proposals and queued commits alike)', async () => {
+    for (const where of ['propose', 'commit'] as const) {
+      const src = oracle(t, SAMPLED, 0.8);
+      let calls = 0;
+      const real = src[where].bind(src) as (...a: never[]) => Promise<never>;
+      (src as unknown as Record<string, unknown>)[where] = (...a: never[]) => (++calls === 5 ? Promise.reject(new Error(`draft ${where} broke`)) : real(...a));
+      await expect(runSim({ mode: 'specpipe', stages: 4, target: t, prompt, maxNewTokens: 100, sampling: SAMPLED, source: src, width: 2 })).rejects.toThrow(`draft ${where} broke`);
+    }
+  });
+
+  it('the dynamic tree: a confident draft makes a chain, an unsure one spends the width W; lossless either way', async () => {
+    /** Two candidates per node whose probabilities are `top` and `second` (the truth is the top one half the time). */
+    const scripted = (top: number, second: number): SpeculativeSource => {
+      const o = oracle(t, SAMPLED, 0.5, 9, 1);
+      return {
+        name: 'scripted', begin: (b) => o.begin(b), commit: (c) => o.commit(c), end: () => o.end(),
+        propose: async (f, k) => (await o.propose(f, k)).map((cs) => cs.map((c, i) => ({ token: c.token, logprob: Math.log(i === 0 ? top : second) }))),
+      };
+    };
+    const ref = referenceGenerate(t, prompt, 150, SAMPLED).tokens;
+    const rowsPerLevel = async (src: SpeculativeSource, minBranchRatio: number): Promise<number> => {
+      const { result } = await runSim({ mode: 'specpipe', stages: 4, target: t, prompt, maxNewTokens: 150, sampling: SAMPLED, source: src, width: 3, extra: { minBranchRatio } });
+      expect(result.tokens).toEqual(ref);
+      const m = result.metrics;
+      return (m.rowsSent - prompt.length) / (m.levelsSent - 2); // minus the prompt level and the final verdict
+    };
+    const confident = await rowsPerLevel(scripted(0.95, 0.02), 0.1);
+    const unsure = await rowsPerLevel(scripted(0.5, 0.4), 0.1);
+    const fixed = await rowsPerLevel(scripted(0.95, 0.02), 0);
+    expect(confident).toBeLessThan(1.3);
+    expect(unsure).toBeGreaterThan(1.8);
+    expect(fixed).toBeGreaterThan(1.8);
   });
 });

@@ -35,10 +35,23 @@ describe('DraftModelSource', () => {
   const sampling = { temperature: 0, topK: 0, topP: 1, seed: 1 };
   const prompt = [5, 4, 3, 2, 1, 9, 8];
 
+  it('takes ranked candidates from a draft that ranks them itself (the GPU top-k): same proposals as from its logits', async () => {
+    const frontier = [{ node: 7, token: 1, position: prompt.length - 1, slot: prompt.length - 1, path: [] }];
+    const proposals: Awaited<ReturnType<DraftModelSource["propose"]>>[] = [];
+    for (const ranks of [false, true]) {
+      const src = new DraftModelSource(new ToyDraftModel(VOCAB, target, ranks), { temperature: 0.7 });
+      await src.begin({ request: 1, prompt, slots: prompt.map((_, i) => i) });
+      proposals.push(await src.propose(frontier, 4));
+    }
+    expect(proposals[1]).toHaveLength(1);
+    expect(proposals[1][0].map((c) => c.token)).toEqual(proposals[0][0].map((c) => c.token));
+    proposals[1][0].forEach((c, i) => expect(c.logprob).toBeCloseTo(proposals[0][0][i].logprob, 5));
+  });
+
   it('mirrors the tree in the draft KV: a draft equal to the target always hits with W=1 (greedy); lossless in every mode', async () => {
     const ref = referenceGenerate(target, prompt, 120, sampling);
     for (const [mode, width] of [['specpipe', 1], ['specpipe', 3], ['tree', 1]] as const) {
-      const draft = new ToyDraftModel(VOCAB, target);
+      const draft = new ToyDraftModel(VOCAB, target, width === 3); // W=3: ranked on the "GPU"
       const src = new DraftModelSource(draft);
       const { result, sim } = await runSim({ mode, stages: 4, target, prompt, maxNewTokens: 120, sampling, source: src, width, extra: { treeDepth: 3, treeWidth: width } });
       expect(result.tokens).toEqual(ref.tokens);
@@ -49,11 +62,12 @@ describe('DraftModelSource', () => {
       } else if (mode === 'tree') expect(result.metrics.tokensPerRound!).toBeGreaterThan(3.9);
       // (W > 1: the best W children by cumulative log-prob can crowd out the greedy path, so even a
       // perfect draft misses now and then)
-      // the draft committed the same text (except what it had no reason to compute yet)
+      // the draft committed the same text, except the tail it had no reason to compute yet: it
+      // commits text when it next proposes, and proposes a level ahead (up to S + 2 tokens early)
       const text = [...prompt, ...result.tokens];
       const toks = draft.committed.map((s) => draft.kv.get(s)!.token);
       expect(toks).toEqual(text.slice(0, toks.length));
-      expect(toks.length).toBeGreaterThan(text.length - 6);
+      expect(toks.length, `${mode} W=${width}`).toBeGreaterThan(text.length - 7);
       expect(draft.kv.size).toBe(draft.committed.length); // end() released everything else
     }
   });

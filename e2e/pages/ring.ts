@@ -12,8 +12,10 @@ export { leaderReady, leaderGenerate, leaderTokens, leaderStatusNow, stageStatus
 // cores can miss a 2 s deadline).
 const tuning = { pingIntervalMs: 250, timeoutMs: 4000 };
 
-export function leaderStart(o: Omit<tab.LeaderArgs, 'tuning'>): void {
-  tab.leaderStart({ ...o, tuning });
+/** `timeoutMs` overrides the 4 s (a ring of Node hosts, which answer no ping while Dawn compiles their pipelines). */
+export function leaderStart(o: Omit<tab.LeaderArgs, 'tuning'> & { timeoutMs?: number }): void {
+  const { timeoutMs, ...args } = o;
+  tab.leaderStart({ ...args, tuning: { ...tuning, timeoutMs: timeoutMs ?? tuning.timeoutMs } });
 }
 
 export function stageStart(o: Omit<tab.StageArgs, 'tuning'>): ReturnType<typeof tab.stageStart> {

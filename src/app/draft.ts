@@ -4,6 +4,7 @@ import { loadModel, type LoadedModel, type ModelSource } from '../model/index.ts
 import type { StageRole } from '../model/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Stage } from '../gpu/stage.ts';
+import type { RowBatch, StageOutput } from '../gpu/types.ts';
 import { buildStage } from '../pipeline/gpu-stages.ts';
 import { DraftModelSource, type DraftModel } from '../speculative/draft-source.ts';
 import { NgramSource } from '../speculative/ngram-source.ts';
@@ -20,12 +21,22 @@ export interface DraftDevice {
   count: OverrunCount;
 }
 
-/** A whole-model Stage as the draft source's model (greedy rows: the source only reads logits). */
-export function draftModelOf(stage: Stage, vocabSize: number, device: DraftDevice | null = null): DraftModel {
+/**
+ * What the draft source runs on: a whole-model stage, in this thread (a src/gpu Stage) or in the
+ * draft Worker (src/app/draft-remote.ts).
+ */
+export interface DraftCompute {
+  forward(batch: RowBatch): Promise<StageOutput>;
+  readonly kv: { commit(slots: number[]): void; release(slots: number[]): void; reset(): void };
+}
+
+/** A whole-model stage as the draft source's model (greedy rows: the source only reads logits). */
+export function draftModelOf(stage: DraftCompute, vocabSize: number, device: DraftDevice | null = null): DraftModel {
   return {
     vocabSize,
     forward: (rows) => {
-      const work = () => stage.forward({ ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) });
+      // Candidates come back ranked on the GPU and need no token; K/V-only rows still take the sampling path.
+      const work = () => stage.forward(rows.candidates ? rows : { ...rows, sampling: Array.from(rows.positions, () => GREEDY_ROW) });
       return device ? onEmulatedDevice(device.cost, rows.positions.length, device.count, work) : work();
     },
     commitSlots: (s) => stage.kv.commit(s),
@@ -35,7 +46,7 @@ export function draftModelOf(stage: Stage, vocabSize: number, device: DraftDevic
 }
 
 /** The source a run asks for (default: the draft model if one is loaded, else none); `device` emulates the draft's. */
-export function speculativeSource(kind: DraftKind | undefined, draftStage: Stage | null, vocabSize: number, device: DraftDevice | null = null): SpeculativeSource | null {
+export function speculativeSource(kind: DraftKind | undefined, draftStage: DraftCompute | null, vocabSize: number, device: DraftDevice | null = null): SpeculativeSource | null {
   const k = kind ?? (draftStage ? 'model' : 'none');
   if (k === 'ngram') return new NgramSource();
   if (k === 'none') return null;

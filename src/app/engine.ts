@@ -27,6 +27,11 @@ export interface GenerationRequest {
   width?: number;
   /** Depth limit of the speculative tree. */
   depth?: number;
+  /**
+   * specpipe's dynamic tree: a guess beyond a step's best goes out only if its path probability is
+   * at least this fraction of the best's (0: always W; default DEFAULT_BRANCH_RATIO).
+   */
+  branchRatio?: number;
 }
 
 /** One committed token, as it streams. */

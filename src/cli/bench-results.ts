@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { GenerationReport, EmulationReport } from '../app/engine.ts';
 import type { MeshRunReport } from '../app/mesh-types.ts';
 import type { GenerateMetrics, Mode } from '../speculative/scheduler.ts';
+import { variantLabel, type ModeVariant } from '../app/modes.ts';
 import { efficiency, pooledTbtMs, specpipeBound, tbtBound, tokensPerStep } from '../speculative/metrics.ts';
 import { percentile } from '../common/numerics.ts';
 import { MAX_OVERRUN_SHARE, costText, emulationText, overrunShare, type CostModel, type OverrunCount } from '../common/device-emulation.ts';
@@ -17,15 +18,15 @@ import { esc, rect, svgDoc, text } from '../ui/svg.ts';
 export type Transport = 'local' | 'mesh';
 
 /** A configuration and mode: how the stages were placed, the hop delay and the emulated costs. */
-export interface BenchConfig {
+export interface BenchConfig extends ModeVariant {
   transport: Transport;
   stages: number;
   hopDelayMs: number;
   /** The emulated costs of this configuration (null: real compute). */
   stageMs: CostModel | null;
   draftMs: CostModel | null;
-  mode: Mode;
 }
+
 
 /** One generation of the bench, as measured. */
 export interface BenchRecord extends BenchConfig {
@@ -62,7 +63,7 @@ export interface BenchConditions {
 export interface BenchResults {
   createdAt: string;
   conditions: BenchConditions;
-  settings: { stages: number[]; modes: Mode[]; hopDelaysMs: number[]; stageMs: string[]; draftMs: string[]; tokens: number; width: number; depth: number; draft: string; prompts: string[] };
+  settings: { stages: number[]; modes: Mode[]; hopDelaysMs: number[]; stageMs: string[]; draftMs: string[]; tokens: number; widths: number[]; depths: number[]; branchRatio: number; draft: string; prompts: string[] };
   records: BenchRecord[];
   mismatches: string[];
   /** Configurations that could not run (e.g. a stage tab lost while the mesh formed). */
@@ -97,6 +98,10 @@ export interface SummaryRow extends BenchConfig {
   overrunShare: number | null;
   /** pp's mean time between tokens / this mode's, same configuration. */
   speedupOverPp: number | null;
+  /** specpipe: time stage 1 had credit but waited for the draft, per level sent (the draft on the critical path). */
+  draftWaitMsPerLevel: number | null;
+  /** specpipe: the best tree variant's mean TBT (lowest, same configuration) / this one's. */
+  speedupOverTree: number | null;
   /** 'reference' for single; "ok/checked" runs equal to single; n/a when nothing was compared. */
   lossless: string;
   losslessFailures: number;
@@ -159,7 +164,7 @@ export function checkLossless(records: BenchRecord[]): string[] {
       }
     }
     r.lossless = first === -1;
-    if (first !== -1) bad.push(`${r.mode} x${r.stages} (${configText(r)}) prompt ${r.prompt + 1}: differs from single at token ${first}`);
+    if (first !== -1) bad.push(`${variantLabel(r)} x${r.stages} (${configText(r)}) prompt ${r.prompt + 1}: differs from single at token ${first}`);
   }
   return bad;
 }
@@ -200,7 +205,7 @@ function referenceOf(rs: BenchRecord[]): Reference {
 export function summarize(records: BenchRecord[]): SummaryRow[] {
   const groups = new Map<string, BenchRecord[]>();
   for (const r of records) {
-    const key = `${configKey(r)}|${r.mode}`;
+    const key = `${configKey(r)}|${variantLabel(r)}`;
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const references = new Map<string, Reference>();
@@ -237,6 +242,8 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
       stageMs: r0.stageMs,
       draftMs: r0.draftMs,
       mode: r0.mode,
+      width: r0.width,
+      depth: r0.depth,
       runs: rs.length,
       tokens: rs.reduce((a, r) => a + r.tokens.length, 0),
       tbtMeanMs,
@@ -254,6 +261,8 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
       ringTripMs: mean(present(rs.map((r) => r.ringTripP50Ms ?? null))),
       overrunShare: overrunShare(overruns),
       speedupOverPp: null,
+      speedupOverTree: null,
+      draftWaitMsPerLevel: r0.mode === 'specpipe' ? rs.reduce((a, r) => a + r.metrics.draftWaitMs, 0) / Math.max(1, rs.reduce((a, r) => a + r.metrics.levelsSent, 0)) : null,
       lossless: r0.mode === 'single' ? 'reference' : checked === 0 ? 'n/a' : `${okCount}/${checked}`,
       losslessFailures: checked - okCount,
     });
@@ -261,10 +270,16 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
   for (const row of rows) {
     const pp = rows.find((r) => r.mode === 'pp' && configKey(r) === configKey(row));
     if (pp?.tbtMeanMs && row.tbtMeanMs && row.mode !== 'single') row.speedupOverPp = pp.tbtMeanMs / row.tbtMeanMs;
+    const trees = present(rows.filter((r) => r.mode === 'tree' && configKey(r) === configKey(row)).map((r) => r.tbtMeanMs));
+    if (row.mode === 'specpipe' && trees.length && row.tbtMeanMs) row.speedupOverTree = Math.min(...trees) / row.tbtMeanMs;
   }
   const order: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
   const emu = (r: SummaryRow): string => `${costText(r.stageMs)}|${costText(r.draftMs)}`;
-  return rows.sort((a, b) => a.transport.localeCompare(b.transport) || emu(a).localeCompare(emu(b)) || a.stages - b.stages || a.hopDelayMs - b.hopDelayMs || order.indexOf(a.mode) - order.indexOf(b.mode));
+  return rows.sort(
+    (a, b) =>
+      a.transport.localeCompare(b.transport) || emu(a).localeCompare(emu(b)) || a.stages - b.stages || a.hopDelayMs - b.hopDelayMs || order.indexOf(a.mode) - order.indexOf(b.mode) ||
+      (a.width ?? 0) - (b.width ?? 0) || (a.depth ?? 0) - (b.depth ?? 0),
+  );
 }
 
 /** True when a row's emulated figures are not those of dedicated devices (too many overruns). */
@@ -275,14 +290,14 @@ export function overran(r: Pick<SummaryRow, 'overrunShare'>): boolean {
 const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
 const pct = (v: number | null): string => (v === null ? '-' : `${(v * 100).toFixed(0)}%`);
 
-export const TABLE_HEADER = ['transport', 'stages', 'hop ms', 'stage ms', 'draft ms', 'mode', 'tokens', 'TBT mean ms', 'TBT p50 ms', 'TBT p95 ms', 'tok/s', 'hit rate', 'step ms', 'tok/step', 'bound', 'bound TBT ms', 'efficiency', 'stage busy', 'hop rtt ms', 'overruns', 'vs pp', 'lossless'];
+export const TABLE_HEADER = ['transport', 'stages', 'hop ms', 'stage ms', 'draft ms', 'mode', 'tokens', 'TBT mean ms', 'TBT p50 ms', 'TBT p95 ms', 'tok/s', 'hit rate', 'step ms', 'tok/step', 'bound', 'bound TBT ms', 'efficiency', 'stage busy', 'hop rtt ms', 'overruns', 'draft wait ms', 'vs pp', 'vs best tree', 'lossless'];
 
 export function tableCells(r: SummaryRow): string[] {
   return [
-    r.transport, String(r.stages), String(r.hopDelayMs), costText(r.stageMs), costText(r.draftMs), r.mode, String(r.tokens),
+    r.transport, String(r.stages), String(r.hopDelayMs), costText(r.stageMs), costText(r.draftMs), variantLabel(r), String(r.tokens),
     f(r.tbtMeanMs, 1), f(r.tbtP50Ms, 1), f(r.tbtP95Ms, 1), f(r.tokensPerSecond, 1), pct(r.hitRate), f(r.stepMs, 1), f(r.tokensPerStep, 2), f(r.boundTokensPerStep, 2),
-    f(r.boundTbtMs, 1), pct(r.efficiency), pct(r.busyFraction), f(r.hopRttMs, 1), r.overrunShare === null ? '-' : `${pct(r.overrunShare)}${overran(r) ? ' !' : ''}`,
-    r.speedupOverPp === null ? '-' : `${r.speedupOverPp.toFixed(2)}x`, r.lossless,
+    f(r.boundTbtMs, 1), pct(r.efficiency), pct(r.busyFraction), f(r.hopRttMs, 1), r.overrunShare === null ? '-' : `${pct(r.overrunShare)}${overran(r) ? ' !' : ''}`, f(r.draftWaitMsPerLevel, 1),
+    r.speedupOverPp === null ? '-' : `${r.speedupOverPp.toFixed(2)}x`, r.speedupOverTree === null ? '-' : `${r.speedupOverTree.toFixed(2)}x`, r.lossless,
   ];
 }
 
@@ -298,10 +313,12 @@ export function formatTable(rows: SummaryRow[]): string {
 export const TABLE_LEGEND =
   'TBT mean: decode time (first token to last) / (tokens - 1), prompts pooled; tok/s = 1000 / TBT mean. ' +
   'step ms: the configuration\'s reference step, pp\'s in the same run (mesh: pp\'s TBT mean / S, hops included; one tab: pp\'s time per level on its slowest stage); single is its own reference. ' +
+  'mode: specpipe W (node budget per step, speculating up to S deep), tree W D (static tree width and depth). ' +
   'tok/step: step ms / TBT mean, so a mode whose steps got slower shows it; bound: 1/(p + (1-p) S) (pp 1/S; none for tree, whose law is per round). ' +
   'bound TBT: the least mean TBT the mode\'s law allows with pp\'s stage time t per level and one-way hop h, R = S t + (S+1) h: specpipe p t + (1-p) R, pp R, tree R / tokens per round; efficiency = bound TBT / TBT mean. ' +
   `overruns: emulated levels and draft calls whose real compute exceeded the budget; "!" above ${MAX_OVERRUN_SHARE * 100}%: the row describes this shared machine, not dedicated devices. ` +
-  'vs pp: pp\'s TBT mean / this mode\'s, same configuration and run. lossless: runs whose tokens equal single\'s on the same prompt (single is the reference).';
+  'draft wait: specpipe\'s time per level with stage 1 ready and the draft not (the draft on the critical path; it proposes each level while the previous one is in flight). ' +
+  'vs pp: pp\'s TBT mean / this mode\'s, same configuration and run; vs best tree: the fastest tree variant\'s TBT mean / specpipe\'s. lossless: runs whose tokens equal single\'s on the same prompt (single is the reference).';
 
 export function conditionsText(c: BenchConditions): string {
   return [`adapter: ${c.adapter}`, `CPU: ${c.cpu} (${c.cores} cores)`, `placement: ${c.placement}`, ...c.notes].join('\n');
@@ -314,14 +331,20 @@ export function progressBar(done: number, total: number, label = '', width = 30)
 }
 
 const MODE_COLORS: Record<Mode, string> = { single: '#9c9c9c', pp: '#e15759', tree: '#f28e2b', specpipe: '#4e79a7' };
+/** A series' colour: its mode's, lighter for each further variant of the mode. */
+function seriesColor(label: string, series: readonly string[]): string {
+  const mode = label.split(' ')[0] as Mode;
+  const rank = series.filter((s) => s.split(' ')[0] === mode).indexOf(label);
+  return `color-mix(in srgb, ${MODE_COLORS[mode] ?? '#777'} ${100 - Math.min(rank, 3) * 22}%, white)`;
+}
 
 /** Grouped bars: one group per x label, one bar per series; optional tick marks (e.g. a bound). */
 export function barChart(o: {
   title: string;
   groups: string[];
-  series: Mode[];
-  value: (group: string, series: Mode) => number | null;
-  mark?: (group: string, series: Mode) => number | null;
+  series: string[];
+  value: (group: string, series: string) => number | null;
+  mark?: (group: string, series: string) => number | null;
   yLabel: string;
 }): string {
   const W = 560;
@@ -347,7 +370,7 @@ export function barChart(o: {
       const v = o.value(g, s);
       const x = x0 + si * barW;
       if (v !== null && Number.isFinite(v)) {
-        body += rect(x + 1, y(v), barW - 2, top + plotH - y(v), MODE_COLORS[s]).replace('/>', `><title>${esc(`${s} ${g}: ${v.toFixed(3)}`)}</title></rect>`);
+        body += rect(x + 1, y(v), barW - 2, top + plotH - y(v), seriesColor(s, o.series)).replace('/>', `><title>${esc(`${s} ${g}: ${v.toFixed(3)}`)}</title></rect>`);
       }
       const m = o.mark?.(g, s) ?? null;
       if (m !== null && Number.isFinite(m)) body += `<line x1="${x}" x2="${x + barW}" y1="${y(m)}" y2="${y(m)}" stroke="#000" stroke-width="2" stroke-dasharray="3 2"><title>bound ${m.toFixed(3)}</title></line>`;
@@ -355,7 +378,7 @@ export function barChart(o: {
     body += text(left + gi * groupW + groupW / 2, top + plotH + 16, g, 'text-anchor="middle"');
   });
   o.series.forEach((s, i) => {
-    body += rect(left + i * 90, H - 18, 10, 10, MODE_COLORS[s]) + text(left + i * 90 + 14, H - 9, s);
+    body += rect(left + i * 90, H - 18, 10, 10, seriesColor(s, o.series)) + text(left + i * 90 + 14, H - 9, s);
   });
   if (o.mark) body += `<line x1="${left + o.series.length * 90}" x2="${left + o.series.length * 90 + 16}" y1="${H - 13}" y2="${H - 13}" stroke="#000" stroke-width="2" stroke-dasharray="3 2"/>` + text(left + o.series.length * 90 + 20, H - 9, 'bound');
   return svgDoc(W, H, body, o.title);
@@ -369,8 +392,8 @@ export function charts(rows: SummaryRow[], family: string): string[] {
   const here = [...members, ...rows.filter((r) => r.mode === 'single' && sameEmulation(r))];
   const stageCounts = [...new Set(here.filter((r) => r.mode !== 'single').map((r) => r.stages))].sort((a, b) => a - b);
   const groups = stageCounts.map((s) => `${s} stages`);
-  const modes = (['single', 'pp', 'tree', 'specpipe'] as Mode[]).filter((m) => here.some((r) => r.mode === m));
-  const row = (g: string, m: Mode): SummaryRow | undefined => here.find((r) => r.mode === m && (m === 'single' || `${r.stages} stages` === g));
+  const modes = [...new Set(here.map(variantLabel))];
+  const row = (g: string, m: string): SummaryRow | undefined => here.find((r) => variantLabel(r) === m && (m === 'single' || `${r.stages} stages` === g));
   const spec = modes.filter((m) => m !== 'single');
   const suffix = `, ${family}`;
   return [
@@ -413,7 +436,7 @@ export function htmlReport(res: BenchResults): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SpecPipe bench ${esc(res.createdAt)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:16px;color:#1d1f23}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f4f6}.bad{color:#8a1c1c;background:#fdecea}.warn{background:#fff6dc}.ok{color:#1d6b2c}.charts{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}pre{background:#f6f7f9;padding:8px;white-space:pre-wrap}</style></head><body>
 <h1>SpecPipe bench</h1>
-<p>${esc(res.createdAt)} · ${res.settings.prompts.length} prompts · ${res.settings.tokens} new tokens each · W=${res.settings.width} · depth ${res.settings.depth} · draft ${esc(res.settings.draft)}</p>
+<p>${esc(res.createdAt)} · ${res.settings.prompts.length} prompts · ${res.settings.tokens} new tokens each · W ${res.settings.widths.join(', ')} · tree depth ${res.settings.depths.join(', ')} · branch ratio ${res.settings.branchRatio} · draft ${esc(res.settings.draft)}</p>
 <h2>Conditions</h2><pre>${esc(conditionsText(res.conditions))}</pre>
 ${mismatch}
 ${failed}

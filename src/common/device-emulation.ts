@@ -89,15 +89,20 @@ export function overrunShare(counts: readonly OverrunCount[]): number | null {
 /**
  * Runs `work` (which computes `rows` rows) as a device of cost `cost` would: the real compute, then
  * a wait up to the budget. Counts the level in `count`, as an overrun when the compute alone took
- * longer than the budget. Without a cost it just runs `work` (and counts it).
+ * longer than the budget. Without a cost it just runs `work` (and counts it). `stop` ends the wait
+ * early: the device drops a level whose every row died meanwhile, as a stage that checks for
+ * cancellation between layers would.
  */
-export async function onEmulatedDevice<T>(cost: CostModel | null, rows: number, count: OverrunCount, work: () => Promise<T>, clock: EmulationClock = REAL_CLOCK): Promise<T> {
+export async function onEmulatedDevice<T>(cost: CostModel | null, rows: number, count: OverrunCount, work: () => Promise<T>, clock: EmulationClock = REAL_CLOCK, stop?: AbortSignal): Promise<T> {
   count.levels++;
   if (!cost) return work();
   const deadline = clock.now() + budgetMs(cost, rows);
   const out = await work();
   if (clock.now() > deadline) count.overruns++;
+  const stopped = stop ? new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true })) : null;
   // A timer may fire a little early by performance.now(): wait again until the budget is spent.
-  for (let rest = deadline - clock.now(); rest > 0; rest = deadline - clock.now()) await clock.sleep(rest);
+  for (let rest = deadline - clock.now(); rest > 0 && !stop?.aborted; rest = deadline - clock.now()) {
+    await (stopped ? Promise.race([clock.sleep(rest), stopped]) : clock.sleep(rest));
+  }
   return out;
 }

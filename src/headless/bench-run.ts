@@ -4,7 +4,7 @@
 import { createEngine } from '../app/create-engine.ts';
 import type { TabEngine } from '../app/tab-engine.ts';
 import type { GenerationReport } from '../app/engine.ts';
-import { isSpeculative, type DraftKind } from '../app/modes.ts';
+import { isSpeculative, variantLabel, type DraftKind, type ModeVariant } from '../app/modes.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
@@ -15,11 +15,12 @@ export interface BenchRequest {
   draft: DraftKind;
   /** Target stages in this tab; ignored by `single`, which always runs one stage. */
   stages: number;
-  modes: Mode[];
+  /** specpipe's dynamic tree threshold (GenerationRequest.branchRatio); default the engine's. */
+  branchRatio?: number;
+  /** Modes with their tree shapes (single: one stage). */
+  variants: ModeVariant[];
   prompts: string[];
   tokens: number;
-  width: number;
-  depth: number;
   sampling: SamplingSettings;
   /** Emulated dedicated devices (null: real compute). */
   emulation: DeviceEmulation | null;
@@ -27,7 +28,7 @@ export interface BenchRequest {
 
 /** One generation of the bench: which mode, stage count and prompt, and the engine's report. */
 export interface BenchPageRun {
-  mode: Mode;
+  variant: ModeVariant;
   stages: number;
   prompt: number;
   report: Omit<GenerationReport, 'logits'>;
@@ -45,42 +46,43 @@ declare global {
   }
 }
 
-async function runAll(engine: TabEngine, req: BenchRequest, modes: Mode[], out: BenchPageRun[]): Promise<void> {
+async function runAll(engine: TabEngine, req: BenchRequest, variants: ModeVariant[], out: BenchPageRun[]): Promise<void> {
   if (!engine.info?.tokenizer) throw new Error(`${req.modelUrl} has no tokenizer.json`);
-  for (const mode of modes) {
+  for (const variant of variants) {
     for (const [i, text] of req.prompts.entries()) {
       const report = await engine.generate({
-        mode,
+        mode: variant.mode,
         prompt: text,
         maxNewTokens: req.tokens,
         sampling: req.sampling,
-        draft: isSpeculative(mode) ? req.draft : 'none',
-        width: req.width,
-        depth: req.depth,
+        draft: isSpeculative(variant.mode) ? req.draft : 'none',
+        width: variant.width ?? undefined,
+        depth: variant.depth ?? undefined,
+        branchRatio: req.branchRatio,
       }).report;
-      out.push({ mode, stages: engine.numStages, prompt: i, report });
-      window.__specpipeBenchProgress?.(`${mode} x${engine.numStages} prompt ${i + 1}`);
+      out.push({ variant, stages: engine.numStages, prompt: i, report });
+      window.__specpipeBenchProgress?.(`${variantLabel(variant)} x${engine.numStages} prompt ${i + 1}`);
     }
   }
 }
 
 export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   const runs: BenchPageRun[] = [];
-  const groups: [number, Mode[]][] = [
-    [1, req.modes.filter((m) => m === 'single')],
-    [req.stages, req.modes.filter((m) => m !== 'single')],
+  const groups: [number, ModeVariant[]][] = [
+    [1, req.variants.filter((v) => v.mode === 'single')],
+    [req.stages, req.variants.filter((v) => v.mode !== 'single')],
   ];
   let stages: string[] = [];
   let adapter = '';
-  for (const [count, modes] of groups) {
-    if (modes.length === 0) continue;
-    const needsDraft = req.draft === 'model' && modes.some((m) => isSpeculative(m));
+  for (const [count, variants] of groups) {
+    if (variants.length === 0) continue;
+    const needsDraft = req.draft === 'model' && variants.some((v) => isSpeculative(v.mode));
     const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count, emulation: req.emulation });
     try {
       const info = await engine.load();
       adapter = info.adapter;
       if (count === req.stages || stages.length === 0) stages = info.stages;
-      await runAll(engine, req, modes, runs);
+      await runAll(engine, req, variants, runs);
     } finally {
       engine.dispose();
     }

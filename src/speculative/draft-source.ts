@@ -15,6 +15,11 @@ export interface DraftRows {
   ancestors: Int32Array[];
   /** Rows (indices) whose logits to return. */
   logitsRows: number[];
+  /**
+   * Instead of full logits, the k best tokens of each of logitsRows and their log-probabilities at
+   * this temperature (a model that cannot, returns logits and the source ranks them itself).
+   */
+  candidates?: { k: number; temperature: number };
 }
 
 /**
@@ -24,7 +29,7 @@ export interface DraftRows {
  */
 export interface DraftModel {
   readonly vocabSize: number;
-  forward(rows: DraftRows): Promise<{ logits?: Float32Array }>;
+  forward(rows: DraftRows): Promise<{ logits?: Float32Array; candidates?: { ids: Int32Array; logprobs: Float32Array } }>;
   commitSlots(slots: number[]): void;
   releaseSlots(slots: number[]): void;
   /** Forget every slot (a new sequence). */
@@ -71,13 +76,22 @@ export class DraftModelSource implements SpeculativeSource {
   async propose(frontier: readonly FrontierNode[], k: number): Promise<Candidate[][]> {
     await this.flush();
     if (frontier.length === 0) return [];
-    const logits = await this.run(
+    const temperature = this.opts.temperature ?? 1;
+    const out = await this.run(
       frontier.map((f) => ({ token: f.token, position: f.position, slot: f.slot, ancestors: f.path.map((p) => p.slot) })),
+      { k, temperature },
     );
-    const V = this.model.vocabSize;
     for (const f of frontier) this.written.add(f.slot);
+    const c = out.candidates;
+    if (c) {
+      if (c.ids.length !== frontier.length * k || c.logprobs.length !== c.ids.length) throw new Error(`draft source: ${c.ids.length} candidates for ${frontier.length} rows of ${k}`);
+      return frontier.map((_, i) => Array.from(c.ids.subarray(i * k, (i + 1) * k), (token, j) => ({ token, logprob: c.logprobs[i * k + j] })));
+    }
+    const V = this.model.vocabSize;
+    if (!out.logits || out.logits.length !== frontier.length * V) throw new Error('draft source: forward returned no logits for the rows');
+    const logits = out.logits;
     return frontier.map((_, i) => {
-      const lp = logSoftmax(logits.subarray(i * V, (i + 1) * V), this.opts.temperature ?? 1);
+      const lp = logSoftmax(logits.subarray(i * V, (i + 1) * V), temperature);
       return topKIndices(lp, k).map((token) => ({ token, logprob: lp[token] }));
     });
   }
@@ -110,7 +124,7 @@ export class DraftModelSource implements SpeculativeSource {
     const runBatch = async (): Promise<void> => {
       if (!batch.length) return;
       const rows = batch.map((p, i) => ({ token: p.token, position: p.position, slot: p.slot, ancestors: batch.slice(0, i).map((q) => q.slot) }));
-      await this.run(rows, false);
+      await this.run(rows, null);
       this.model.commitSlots(batch.map((p) => p.slot));
       batch = [];
     };
@@ -128,19 +142,18 @@ export class DraftModelSource implements SpeculativeSource {
     this.queue = [];
   }
 
-  private async run(rows: { token: number; position: number; slot: number; ancestors: number[] }[], wantLogits = true): Promise<Float32Array> {
+  /** Runs rows through the draft; `candidates` asks for every row's best k (null: K/V only). */
+  private async run(rows: { token: number; position: number; slot: number; ancestors: number[] }[], candidates: { k: number; temperature: number } | null): ReturnType<DraftModel['forward']> {
     const batch: DraftRows = {
       tokens: Int32Array.from(rows, (r) => r.token),
       positions: Int32Array.from(rows, (r) => r.position),
       slots: Int32Array.from(rows, (r) => r.slot),
       ancestors: rows.map((r) => Int32Array.from(r.ancestors)),
-      logitsRows: wantLogits ? rows.map((_, i) => i) : [],
+      logitsRows: candidates ? rows.map((_, i) => i) : [],
+      ...(candidates ? { candidates } : {}),
     };
     this.forwards++;
     this.rows += rows.length;
-    const out = await this.model.forward(batch);
-    if (!wantLogits) return new Float32Array(0);
-    if (!out.logits || out.logits.length !== rows.length * this.model.vocabSize) throw new Error('draft source: forward returned no logits for the rows');
-    return out.logits;
+    return this.model.forward(batch);
   }
 }

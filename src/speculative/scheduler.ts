@@ -1,6 +1,8 @@
 // The leader's loop. One function drives every mode over any Pipeline:
 //   specpipe  a new tree level every pipeline step (whenever stage 1 has credit); the verdict of the
 //             previous commits travels with it; a miss starts a new epoch and re-injects x alone.
+//             The source proposes each level while the previous one is in flight (off the
+//             critical path), and the width adapts to its confidence (minBranchRatio).
 //   pp        no speculation: one row per trip around the ring.
 //   single    pp; meant for a one-stage pipeline (all layers in one tab).
 //   tree      SpecInfer/PipeInfer-style rounds: the source builds a static tree of depth D and width
@@ -36,6 +38,12 @@ export interface GenerateOptions {
   width?: number;
   /** Candidates per frontier node the tree considers (k). Default: width (specpipe) / treeWidth (tree). */
   candidatesPerNode?: number;
+  /**
+   * specpipe: the dynamic tree. A step's best guess always goes out; each further one (up to W) only
+   * if its path probability is at least this fraction of the best's, so a confident draft makes a
+   * chain and an unsure one spends the width. 0 (default): always W.
+   */
+  minBranchRatio?: number;
   /** specpipe: deepest speculation below the root. Default numStages (deeper never pays off). */
   maxDepth?: number;
   /** tree: depth D of the static tree (default 4). */
@@ -109,6 +117,15 @@ export interface GenerateMetrics {
   tokensPerRound: number | null;
   draftCalls: number;
   draftMs: number;
+  /**
+   * specpipe: time stage 1 had room for a level while the leader waited for the draft, in total and
+   * per level sent: the draft's time on the critical path, or more (with a level queued at stage 1,
+   * part of such a wait overlaps its compute; after a miss the new root's children wait for the draft
+   * while stage 1 computes the root). The draft proposes the next level while the current one is in
+   * flight, so this stays small when a draft call is shorter than a pipeline step.
+   */
+  draftWaitMs: number;
+  draftWaitPerLevelMs: number | null;
 }
 
 export interface GenerateResult {
@@ -130,7 +147,7 @@ function emptyMetrics(mode: Mode, stages: number, promptTokens: number): Generat
     mode, stages, promptTokens, committedTokens: 0, ttftMs: null, decodeMs: null, tbtMeanMs: null, tbtP50Ms: null, tbtP95Ms: null, totalMs: 0,
     steps: null, stepsToFirstToken: null, tokensPerStep: null, hits: 0, misses: 0, hitRate: null,
     boundTokensPerStep: null, boundSpeedupOverPp: null, levelsSent: 0, rowsSent: 0, staleResults: 0, epochs: 0,
-    treeRounds: 0, tokensPerRound: null, draftCalls: 0, draftMs: 0,
+    treeRounds: 0, tokensPerRound: null, draftCalls: 0, draftMs: 0, draftWaitMs: 0, draftWaitPerLevelMs: null,
   };
 }
 
@@ -209,15 +226,76 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     path.pop();
     return { ...view(node), path: path.map(view) };
   };
-  const propose = async (frontier: TreeNode[], budget: number): Promise<TreeNode[]> => {
-    let cands: Candidate[][] = [];
-    if (frontier.length) {
+  // Every call into the source runs in the order the scheduler issues it (the draft's KV mirrors the
+  // tree), but the scheduler only waits for a proposal when it needs one: commits are queued.
+  let sourceChain: Promise<void> = Promise.resolve();
+  let sourceError: unknown = null;
+  const onSource = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = sourceChain.then(fn);
+    sourceChain = p.then(
+      () => undefined,
+      (e: unknown) => {
+        sourceError ??= e;
+      },
+    );
+    return p;
+  };
+  const askSource = (frontier: TreeNode[]): Promise<Candidate[][]> => {
+    const views = frontier.map(frontierView);
+    return onSource(async () => {
       const t = now();
-      cands = await source!.propose(frontier.map(frontierView), k, o.signal);
+      const c = await source!.propose(views, k, o.signal);
       m.draftCalls++;
       m.draftMs += now() - t;
-    }
+      return c;
+    });
+  };
+  const propose = async (frontier: TreeNode[], budget: number): Promise<TreeNode[]> => {
+    const cands = frontier.length ? await askSource(frontier) : [];
     return tree.expand(frontier, cands, budget, k);
+  };
+
+  // specpipe: the next level's proposal, started as soon as the current frontier is known (the
+  // predicted verdict: nothing pruned) and used for whichever of its nodes are still alive.
+  interface Ahead {
+    nodes: TreeNode[];
+    candidates: Candidate[][] | null;
+    done: boolean;
+    settled: Promise<void>;
+  }
+  let ahead = null as Ahead | null; // (a cast: closures reassign it, so no narrowing to null)
+  const asked = new Set<number>();
+  const proposeAhead = (): void => {
+    if (ahead && !ahead.nodes.some((n) => n.alive)) ahead = null; // a miss killed them all: its result is of no use
+    if (ahead) return;
+    const nodes = tree.frontier().filter((f) => !asked.has(f.id));
+    if (!nodes.length) return;
+    for (const f of nodes) asked.add(f.id);
+    const a: Ahead = { nodes, candidates: null, done: false, settled: Promise.resolve() };
+    a.settled = askSource(nodes).then(
+      (c) => {
+        a.candidates = c;
+      },
+      () => undefined, // sourceError holds it
+    ).finally(() => {
+      a.done = true;
+    });
+    ahead = a;
+  };
+  /** The best level available now: the ready proposal's children, else leaves' leftover candidates. */
+  const nextLevel = (budget: number): TreeNode[] => {
+    const frontier: TreeNode[] = [];
+    const cands: Candidate[][] = [];
+    if (ahead?.candidates) {
+      const a = ahead;
+      ahead = null;
+      a.nodes.forEach((n, i) => {
+        if (!n.alive) return;
+        frontier.push(n);
+        cands.push(a.candidates![i]);
+      });
+    }
+    return tree.expand(frontier, cands, budget, k, o.minBranchRatio ?? 0);
   };
 
   // prefill levels: rows in causal order; a row's ancestors are the earlier rows of its level, and
@@ -247,7 +325,7 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     }
   };
 
-  const commitReady = async (): Promise<void> => {
+  const commitReady = (): void => {
     while (!stop) {
       const x = results.get(tree.root.id);
       if (x === undefined) return;
@@ -271,18 +349,46 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
         if (out.hit) m.hits++;
         else m.misses++;
       }
-      if (source) await source.commit({ token: x, position: out.position, hit: out.hit, root: view(out.root), committedSlot: out.committedSlot, releasedSlots: out.releasedSlots, epoch: out.epoch });
+      if (source) {
+        const event = { token: x, position: out.position, hit: out.hit, root: view(out.root), committedSlot: out.committedSlot, releasedSlots: out.releasedSlots, epoch: out.epoch };
+        onSource(() => source.commit(event)).catch(() => undefined); // sourceError holds it
+      }
     }
   };
 
+  // A step-clocked pipeline (the simulator) models an instant draft: wait for the draft alone, or
+  // its clock would run while the draft thinks. A real one also wakes on results and credit.
+  const clocked = step0 !== null;
+  const settledOrNextTask = async (p: Promise<void>): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, 0)))]);
+    clearTimeout(timer);
+  };
+  const waitForDraftOrProgress = async (a: Ahead): Promise<void> => {
+    const draft = a.settled;
+    await settledOrNextTask(draft);
+    if (a.done) return;
+    if (clocked) return draft;
+    const wake = new AbortController();
+    const stopWaiting = (): void => wake.abort();
+    o.signal?.addEventListener('abort', stopWaiting, { once: true });
+    void draft.then(stopWaiting);
+    try {
+      await pipeline.waitForProgress(wake.signal);
+    } finally {
+      o.signal?.removeEventListener('abort', stopWaiting);
+    }
+  };
   try {
     for (;;) {
+      if (sourceError) throw sourceError;
       if (o.signal?.aborted) stop = 'abort';
       absorb();
-      await commitReady();
+      commitReady();
       if (o.signal?.aborted) stop = 'abort';
       if (stop) break;
       let sent = false;
+      let draftBound = false;
       while (!stop && pipeline.credit() > 0) {
         if (prefill.length) {
           sendPrefill();
@@ -314,18 +420,34 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
           // beyond that the best leaves are at the depth limit and only long shots remain.
           const room = maxDepth * W - (tree.size - 1);
           if (room <= 0 || !tree.canGrow()) break;
-          const level = await propose(tree.frontier(), Math.min(W, room));
-          if (o.signal?.aborted) throw abortError();
-          if (!level.length) break; // no guess, or no free slot: wait for a result
+          if (ahead && !ahead.candidates) {
+            // A draft that finishes right away (or a simulated one) is worth the wait of a task.
+            const t = now();
+            await settledOrNextTask(ahead.settled);
+            m.draftWaitMs += now() - t;
+          }
+          const level = nextLevel(Math.min(W, room));
+          proposeAhead();
+          if (!level.length) {
+            draftBound = ahead !== null; // stage 1 has credit and waits for the draft
+            break;
+          }
           send(level.map(rowOf));
+          proposeAhead();
           sent = true;
           continue;
         }
         break;
       }
-      if (!sent && inFlight === 0 && !results.has(tree.root.id)) throw new Error('generate: stalled (nothing in flight, nothing to send)');
+      if (mode === 'specpipe' && source) proposeAhead();
+      if (!sent && inFlight === 0 && !results.has(tree.root.id) && !draftBound) throw new Error('generate: stalled (nothing in flight, nothing to send)');
       // results that arrived while the source was thinking are handled without waiting
-      if (inbox.length === 0) await pipeline.waitForProgress(o.signal);
+      if (inbox.length > 0) continue;
+      if (draftBound && ahead) {
+        const t = now();
+        await waitForDraftOrProgress(ahead);
+        m.draftWaitMs += now() - t;
+      } else await pipeline.waitForProgress(o.signal);
     }
   } catch (e) {
     if (!(e instanceof Error && e.name === 'AbortError')) {
@@ -340,7 +462,10 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
   tree.finish();
   send([]);
   unsubscribe();
-  if (source) await source.end();
+  if (source) {
+    await sourceChain;
+    await source.end();
+  }
 
   const end = now();
   m.totalMs = end - t0;
@@ -374,5 +499,6 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
     }
   }
   if (m.treeRounds > 0) m.tokensPerRound = m.committedTokens / m.treeRounds;
+  if (mode === 'specpipe' && source && m.levelsSent > 0) m.draftWaitPerLevelMs = m.draftWaitMs / m.levelsSent;
   return { tokens, stopReason: stop ?? 'length', metrics: m };
 }

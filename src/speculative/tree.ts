@@ -172,11 +172,12 @@ export class TokenTree {
    * `topK` distinct tokens of each), then adds the best `budget` children overall among the
    * candidates of every leaf that may grow, scored parent logprob + log q (ties: older node, then
    * better-ranked candidate). Leaves only: the tree grows its most probable paths; a leaf that got
-   * no child keeps its candidates for the next call (with W = 1 this is a chain). Children get slots
-   * from the allocator; expansion stops early when it runs out. Returns the new nodes (the new
-   * level) in creation order.
+   * no child keeps its candidates for the next call (with W = 1 this is a chain). `minRatio` makes
+   * the width dynamic: beyond the best child, a child is added only if its path probability is at
+   * least minRatio times the best's. Children get slots from the allocator; expansion stops early
+   * when it runs out. Returns the new nodes (the new level) in creation order.
    */
-  expand(frontier: readonly TreeNode[], candidates: readonly (readonly Candidate[])[], budget: number, topK = budget): TreeNode[] {
+  expand(frontier: readonly TreeNode[], candidates: readonly (readonly Candidate[])[], budget: number, topK = budget, minRatio = 0): TreeNode[] {
     if (candidates.length !== frontier.length) throw new Error('expand: one candidate list per frontier node');
     frontier.forEach((parent, fi) => {
       if (!this.nodes.has(parent.id)) throw new Error(`expand: node ${parent.id} is not alive`);
@@ -202,7 +203,9 @@ export class TokenTree {
     all.sort((a, b) => b.score - a.score || a.parent.id - b.parent.id || a.ci - b.ci);
     const taken: Scored[] = [];
     const level: TreeNode[] = [];
+    const floor = all.length && minRatio > 0 ? all[0].score + Math.log(minRatio) : -Infinity;
     for (const c of all.slice(0, Math.max(0, budget))) {
+      if (c.score < floor) break;
       const slot = this.allocator.alloc();
       if (slot === null) break;
       const child = this.make(c.parent.pending[c.ci].token, c.parent.id, c.parent.depth + 1, c.parent.position + 1, c.score, slot);
