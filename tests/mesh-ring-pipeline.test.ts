@@ -102,6 +102,75 @@ describe('RingPipeline + RingStage over an in-memory ring', () => {
     expect([...first.tokens, ...rest.tokens]).toEqual(ref.tokens);
   });
 
+  it('partial recovery: a resumed request skips the positions each stage kept; only a replaced stage prefills them', async () => {
+    const S = 3;
+    const numSlots = prompt.length + N + 20;
+    const { target, pipeline, stages, leader } = setup(S, 'f32', numSlots);
+    const ref = referenceGenerate(target, prompt, N, sampling, [EOS]);
+    const ctl = new AbortController();
+    const first = await generate(pipeline, {
+      mode: 'specpipe', prompt, maxNewTokens: N, sampling, eosTokens: [EOS], source: oracle(target, sampling, 0.6), width: 2, request: 1, signal: ctl.signal,
+      onToken: (_t, i) => i === 11 && ctl.abort(),
+    });
+    pipeline.dispose();
+    // Stage 2's tab is gone: a fresh one takes its layers, with an empty KV.
+    await stages[1].setCompute(new ToyStage(1, false, target), { layers: { start: 1, end: 2 }, embed: false, head: false }, 'f32');
+    const resumed = new Map<string, Extract<MeshMessage, { type: 'resumed' }>>();
+    leader.onDirect((from, _b, msg) => msg.type === 'resumed' && resumed.set(from, msg));
+    const keep = prompt.length + first.tokens.length - 1;
+    const again = new RingPipeline(leader, { numStages: S, numSlots, firstStage: 's1', keep });
+    const rest = await generate(again, { mode: 'specpipe', prompt: [...prompt, ...first.tokens], maxNewTokens: N - first.tokens.length, sampling, eosTokens: [EOS], source: oracle(target, sampling, 0.6), width: 2, request: 2 });
+    expect([...first.tokens, ...rest.tokens]).toEqual(ref.tokens);
+    await vi.waitFor(() => expect(resumed.size).toBe(3));
+    // The replacement computed every committed position again; the others at most the few whose commit had not reached them.
+    expect(resumed.get('s2')).toMatchObject({ request: 2, keep, kept: 0, prefilled: keep });
+    for (const id of ['s1', 's3']) {
+      const r = resumed.get(id)!;
+      expect(r.kept + r.prefilled, JSON.stringify([...resumed])).toBe(keep);
+      expect(r.prefilled, JSON.stringify([...resumed])).toBeLessThanOrEqual(S);
+      expect(r.prefilled).toBeLessThanOrEqual(S);
+    }
+    // A later request that resumes nothing starts from an empty KV everywhere.
+    const fresh = await generate(again, { mode: 'pp', prompt, maxNewTokens: N, sampling, eosTokens: [EOS], request: 3 });
+    expect(fresh.tokens).toEqual(ref.tokens);
+    again.dispose();
+  });
+
+  it('cut again and again (aborted, or the pipeline failed as on a lost stage) and resumed with stages replaced: always the reference tokens', async () => {
+    const S = 3;
+    const numSlots = prompt.length + N + 20;
+    for (let trial = 0; trial < 24; trial++) {
+      const { target, pipeline, stages, leader } = setup(S, 'f32', numSlots);
+      const ref = referenceGenerate(target, prompt, N, sampling, [EOS]);
+      let committed: number[] = [];
+      let pipe = pipeline;
+      for (let round = 0; round < 4 && committed.length < ref.tokens.length; round++) {
+        if (round > 0) {
+          pipe.dispose();
+          const k = (trial + round) % S;
+          if ((trial + round) % 2 === 0) await stages[k].setCompute(new ToyStage(k, k === S - 1, target), { layers: { start: k, end: k + 1 }, embed: k === 0, head: k === S - 1 }, 'f32');
+          pipe = new RingPipeline(leader, { numStages: S, numSlots, firstStage: 's1', keep: prompt.length + committed.length - 1 });
+        }
+        const ctl = new AbortController();
+        const cut = 2 + ((trial * 7 + round * 5) % 9);
+        const got: number[] = [];
+        const current = pipe;
+        await generate(current, {
+          mode: trial % 3 === 0 ? 'pp' : 'specpipe', prompt: [...prompt, ...committed], maxNewTokens: N - committed.length, sampling, eosTokens: [EOS],
+          source: oracle(target, sampling, 0.6), width: 1 + (trial % 3), request: round + 1, signal: ctl.signal,
+          onToken: (t, i) => {
+            got.push(t);
+            if (i === cut) trial % 2 ? current.fail(new Error('stage lost')) : ctl.abort();
+          },
+        }).catch((e: unknown) => expect(String(e)).toContain('stage lost'));
+        committed = [...committed, ...got];
+      }
+      expect(committed, `trial ${trial}`).toEqual(ref.tokens.slice(0, committed.length));
+      expect(committed.length).toBeGreaterThan(20);
+      pipe.dispose();
+    }
+  });
+
   it('credit counts stage 1 acknowledgements for the current request only; fail() rejects waiters', async () => {
     const sent: MeshMessage[] = [];
     let prev: (b: Uint8Array, m: MeshMessage) => void = () => undefined;

@@ -8,6 +8,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { modelSource, type LoadedModel, type ModelSource } from '../model/index.ts';
 import { DeviceLostError, ModelFormatError, errorMessage } from '../common/errors.ts';
 import type { DraftWorkerApi, DraftWorkerInfo } from './draft-worker.ts';
+import type { StageBackend } from '../pipeline/backend.ts';
 import { buildDraftStage, loadDraft, type DraftCompute } from './draft.ts';
 
 /** The draft model in its Worker: compute, what the worker loaded, and how it can fail. */
@@ -25,7 +26,7 @@ export function canRunDraftWorker(): boolean {
 }
 
 /** Starts a worker that loads the draft model from `url` onto a GPU device of its own. */
-export async function startDraftWorker(url: string, numSlots: number): Promise<RemoteDraft> {
+export async function startDraftWorker(url: string, numSlots: number, backend: StageBackend = 'webgpu'): Promise<RemoteDraft> {
   const worker = new Worker(new URL('./draft-worker.ts', import.meta.url), { type: 'module', name: 'specpipe draft model' });
   const api = Comlink.wrap<DraftWorkerApi>(worker);
   let fail: (e: Error) => void = () => undefined;
@@ -35,7 +36,7 @@ export async function startDraftWorker(url: string, numSlots: number): Promise<R
   let info: DraftWorkerInfo;
   try {
     info = await Promise.race([
-      api.load(url, numSlots, Comlink.proxy((message: string) => fail(new DeviceLostError('unknown', `the draft model's GPU device was lost: ${message}`)))),
+      api.load(url, numSlots, backend, Comlink.proxy((message: string) => fail(new DeviceLostError('unknown', `the draft model's GPU device was lost: ${message}`)))),
       failed.then((e) => Promise.reject(e)),
     ]);
   } catch (e) {
@@ -82,10 +83,11 @@ export async function loadDraftModel(
   at: string | ModelSource,
   target: LoadedModel,
   numSlots: number,
-  opts: { device: () => Promise<{ ctx: GpuContext; owned: boolean }>; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
+  opts: { device: () => Promise<{ ctx: GpuContext; owned: boolean }>; backend?: StageBackend; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
 ): Promise<HeldDraft> {
+  const backend = opts.backend ?? 'webgpu';
   if (typeof at === 'string' && canRunDraftWorker()) {
-    const remote = await startDraftWorker(at, numSlots);
+    const remote = await startDraftWorker(at, numSlots, backend);
     if (remote.info.vocabSize !== target.spec.vocabSize) {
       remote.destroy();
       throw new ModelFormatError(`draft vocabulary ${remote.info.vocabSize} differs from the target's ${target.spec.vocabSize}: they must share a tokenizer`);
@@ -93,20 +95,20 @@ export async function loadDraftModel(
     return { compute: remote, where: `its own worker (${remote.info.layers} layers, ${remote.info.adapter})`, failed: remote.failed, destroy: () => remote.destroy() };
   }
   const draft = await loadDraft(typeof at === 'string' ? modelSource(at) : at, target, opts.signal);
-  const { ctx, owned } = await opts.device();
+  const { ctx, owned } = backend === 'webgpu' ? await opts.device() : { ctx: null, owned: false };
   try {
-    const stage = await buildDraftStage(ctx, draft, numSlots, { signal: opts.signal, onProgress: opts.onProgress });
+    const stage = await buildDraftStage(backend, ctx, draft, numSlots, { signal: opts.signal, onProgress: opts.onProgress });
     return {
       compute: stage,
-      where: `this tab (${draft.spec.numLayers} layers)`,
-      failed: ctx.lost,
+      where: `this tab (${draft.spec.numLayers} layers, ${backend})`,
+      failed: ctx?.lost ?? new Promise<Error>(() => undefined),
       destroy: () => {
         stage.destroy();
-        if (owned) ctx.device.destroy();
+        if (owned) ctx?.device.destroy();
       },
     };
   } catch (e) {
-    if (owned) ctx.device.destroy();
+    if (owned) ctx?.device.destroy();
     throw e;
   }
 }

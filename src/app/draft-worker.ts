@@ -3,7 +3,8 @@
 // ring. The leader calls it through comlink (src/app/draft-remote.ts); calls are answered in order.
 import * as Comlink from 'comlink';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
+import type { ComputeStage } from '../pipeline/gpu-stages.ts';
+import type { StageBackend } from '../pipeline/backend.ts';
 import type { RowBatch, StageOutput } from '../gpu/types.ts';
 import { loadModel, modelSource } from '../model/index.ts';
 import { buildDraftStage } from './draft.ts';
@@ -17,27 +18,30 @@ export interface DraftWorkerInfo {
   weightBytes: number;
 }
 
-let held: { ctx: GpuContext; stage: Stage } | null = null;
+let held: { ctx: GpuContext | null; stage: ComputeStage } | null = null;
 
-function stage(): Stage {
+function stage(): ComputeStage {
   if (!held) throw new Error('the draft worker has no model loaded');
   return held.stage;
 }
 
 const api = {
-  /** Loads the draft from `url` onto a new device of this worker; `onLost` hears of a lost device. */
-  async load(url: string, numSlots: number, onLost: (message: string) => void): Promise<DraftWorkerInfo> {
+  /**
+   * Loads the draft from `url` onto a new GPU device of this worker (backend 'webgpu') or into this
+   * worker's WebAssembly CPU backend ('wasm'); `onLost` hears of a lost device.
+   */
+  async load(url: string, numSlots: number, backend: StageBackend, onLost: (message: string) => void): Promise<DraftWorkerInfo> {
     if (held) throw new Error('the draft worker already holds a model');
     const model = await loadModel(modelSource(url), { tokenizer: false });
-    const ctx = await createGpuContext();
+    const ctx = backend === 'webgpu' ? await createGpuContext() : null;
     try {
-      held = { ctx, stage: await buildDraftStage(ctx, model, numSlots) };
+      held = { ctx, stage: await buildDraftStage(backend, ctx, model, numSlots) };
     } catch (e) {
-      ctx.device.destroy();
+      ctx?.device.destroy();
       throw e;
     }
-    void ctx.lost.then((e) => onLost(errorMessage(e)));
-    return { layers: model.spec.numLayers, vocabSize: model.spec.vocabSize, adapter: ctx.description, weightBytes: held.stage.weightBytes };
+    void ctx?.lost.then((e) => onLost(errorMessage(e)));
+    return { layers: model.spec.numLayers, vocabSize: model.spec.vocabSize, adapter: ctx?.description ?? 'WebAssembly (CPU, this worker)', weightBytes: held.stage.weightBytes };
   },
   async forward(batch: RowBatch): Promise<StageOutput> {
     const out = await stage().forward(batch);
@@ -55,7 +59,7 @@ const api = {
   },
   dispose(): void {
     held?.stage.destroy();
-    held?.ctx.device.destroy();
+    held?.ctx?.device.destroy();
     held = null;
   },
 };

@@ -3,9 +3,9 @@
 import { loadModel, type LoadedModel, type ModelSource } from '../model/index.ts';
 import type { StageRole } from '../model/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
 import type { RowBatch, StageOutput } from '../gpu/types.ts';
-import { buildStage } from '../pipeline/gpu-stages.ts';
+import { buildStageOn, type ComputeStage } from '../pipeline/gpu-stages.ts';
+import type { StageBackend } from '../pipeline/backend.ts';
 import { DraftModelSource, type DraftModel } from '../speculative/draft-source.ts';
 import { NgramSource } from '../speculative/ngram-source.ts';
 import type { SpeculativeSource } from '../speculative/source.ts';
@@ -63,8 +63,8 @@ export async function loadDraft(source: ModelSource, target: LoadedModel, signal
   return draft;
 }
 
-/** Uploads the whole draft model as one stage (embed + all layers + head). */
-export function buildDraftStage(ctx: GpuContext, draft: LoadedModel, numSlots: number, opts: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Stage> {
+/** The whole draft model as one stage (embed + all layers + head) on `backend` (`ctx` may be null for 'wasm'). */
+export function buildDraftStage(backend: StageBackend, ctx: GpuContext | null, draft: LoadedModel, numSlots: number, opts: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {}): Promise<ComputeStage> {
   const role: StageRole = { layers: { start: 0, end: draft.spec.numLayers }, embed: true, head: true };
-  return buildStage(ctx, draft, role, { numSlots, ...opts });
+  return buildStageOn(backend, ctx, draft, role, { numSlots, ...opts });
 }

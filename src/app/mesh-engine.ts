@@ -2,6 +2,7 @@
 // the token tree and the draft; the stages hold the layers. A thin face on MeshSession.
 import { BadRequestError } from '../common/errors.ts';
 import { MeshSession } from './mesh-session.ts';
+import type { PlacedStage } from './recovery-plan.ts';
 import type { MeshOpenOptions, MeshPhase, MeshRunReport, MeshStatus } from './mesh-types.ts';
 import { TokenStream, type Engine, type EngineInfo, type EnginePhase, type GenerateCallOptions, type Generation, type GenerationRequest, type LoadOptions } from './engine.ts';
 
@@ -74,7 +75,12 @@ export class MeshEngine implements Engine<MeshRunReport> {
     });
   }
 
-  dispose(): void {
+  /** The ring as loaded: stage tabs in order with their layers (empty before load). */
+  get layout(): PlacedStage[] {
+    return this.session?.layout ?? [];
+  }
+
+    dispose(): void {
     this.closed = true;
     this.session?.close();
   }

@@ -9,20 +9,21 @@ import { SignalClient } from '../mesh/signal-client.ts';
 import { Ring } from '../mesh/ring.ts';
 import type { LinkCloseEvent } from '../mesh/peer.ts';
 import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
-import { loadModel, tensorNamesForRole, urlSource, type LoadedModel } from '../model/index.ts';
-import type { StageRole } from '../model/types.ts';
-import { createGpuContext, type GpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
+import { loadModel, modelSource, tensorNamesForRole, type LoadedModel } from '../model/index.ts';
+import type { ModelSpec, StageRole } from '../model/types.ts';
+import { createGpuContext } from '../gpu/device.ts';
 import { describeRole, splitLayersWithin } from '../pipeline/layers.ts';
 import { RingPipeline } from '../mesh/ring-pipeline.ts';
 import { generate } from '../speculative/scheduler.ts';
 import { percentile } from '../common/numerics.ts';
 import { BadRequestError, SpecpipeError, errorMessage } from '../common/errors.ts';
-import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
+import { speculativeSource, type DraftDevice } from './draft.ts';
+import { loadDraftModel, type HeldDraft } from './draft-remote.ts';
 import { generationReport, promptIdsOf } from './generation.ts';
+import { planRecovery, type PlacedStage, type RecoveryPlan } from './recovery-plan.ts';
 import { startStageNode, type StageNode } from './stage-node.ts';
 import { hopOneWayMs, mergedMetrics, ringHops, stageWork, type StatsReply } from './mesh-report.ts';
-import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshStatus, StageWork } from './mesh-types.ts';
+import type { HopLatency, MeshOpenOptions, MeshPhase, MeshRunOptions, MeshRunReport, MeshStatus, RecoveryReport, StageWork } from './mesh-types.ts';
 
 export type * from './mesh-types.ts';
 import type { EngineInfo, GenerationRequest } from './engine.ts';
@@ -36,6 +37,7 @@ export class StageLostError extends SpecpipeError {
 
 type Info = Extract<MeshMessage, { type: 'info' }>;
 type Loaded = Extract<MeshMessage, { type: 'loaded' }>;
+type Resumed = Extract<MeshMessage, { type: 'resumed' }>;
 
 const MAX_RECOVERIES = 5;
 
@@ -46,6 +48,15 @@ export class MeshSession {
   private readonly infos = new Map<string, Info>();
   private readonly loadResults = new Map<string, Loaded>();
   private readonly statsReplies = new Map<string, StatsReply>();
+  /** Each stage's report on a resumed request's prefill (partial recovery), by "request stage-id". */
+  private readonly resumedReplies = new Map<string, Resumed>();
+  /** The ring as last loaded: stage tabs in order with their layers (what partial recovery keeps). */
+  private placed: PlacedStage[] = [];
+  /** The last recovery's plan (null: the layers were split afresh) and when the loss was noticed. */
+  private lastPlan: RecoveryPlan | null = null;
+  private lossAt = 0;
+  /** Positions the first generation may skip (a reloaded leader resuming; see MeshOpenOptions.resume). */
+  private resumeKeep = 0;
   private readonly lost = new Set<string>();
   private readonly waiters = new Set<() => void>();
   private losses = 0;
@@ -61,7 +72,8 @@ export class MeshSession {
   /** Time open() took: joining, waiting for the stage tabs, loading their layers. */
   loadMs = 0;
   private readonly numSlots: number;
-  private draft: { ctx: GpuContext; stage: Stage } | null = null;
+  /** The draft model: in its own Worker and device where the page allows, else on a device of this tab. */
+  private draft: HeldDraft | null = null;
   private readonly closedSignal = new AbortController();
   private ownStage: Promise<StageNode> | null = null;
 
@@ -92,7 +104,7 @@ export class MeshSession {
   /** Joins the room as leader, waits for the stage tabs, assigns and loads their layers. */
   static async open(opts: MeshOpenOptions): Promise<MeshSession> {
     const t0 = performance.now();
-    const model = await loadModel(urlSource(absoluteUrl(opts.modelUrl)));
+    const model = await loadModel(modelSource(absoluteUrl(opts.modelUrl)));
     const signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'leader', name: opts.name ?? 'leader' } });
     const session = new MeshSession(opts, model, signal);
     const onAbort = (): void => session.close();
@@ -100,11 +112,14 @@ export class MeshSession {
     try {
       if (opts.signal?.aborted) throw new Error('aborted');
       session.log(`waiting for ${opts.stages} stage tab(s) in room "${opts.room}"`);
-      const lead = Ring.lead(signal, { stages: opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning, formTimeoutMs: opts.waitMs ?? 600_000 });
+      // A reloaded leader takes its stage tabs back in their order, with their layers (and KV).
+      const adopt = opts.resume?.ring.length ? await session.adoptable(opts.resume.ring) : null;
+      session.resumeKeep = adopt ? (opts.resume?.keep ?? 0) : 0;
+      const lead = Ring.lead(signal, { stages: adopt ? adopt.map((s) => s.id) : opts.stages, hopDelayMs: opts.hopDelayMs, name: opts.name, ...opts.tuning, formTimeoutMs: opts.waitMs ?? 600_000 });
       lead.then((r) => session.closed && r.close('the session was closed'), () => undefined);
       session.ring = await Promise.race([lead, session.whenClosed(), session.holdStage()]);
       session.attach();
-      await session.assign();
+      await session.assign(adopt?.map((s) => s.role));
       session.loadMs = performance.now() - t0;
     } catch (e) {
       if (opts.signal?.aborted) {
@@ -138,8 +153,7 @@ export class MeshSession {
     this.active?.fail(new Error('the session was closed'));
     this.ring?.close('the leader closed the session');
     this.signal.close();
-    this.draft?.stage.destroy();
-    this.draft?.ctx.device.destroy();
+    this.draft?.destroy();
     void this.ownStage?.then((n) => n.close(), () => undefined);
     this.setPhase('closed');
     this.closedSignal.abort();
@@ -181,7 +195,7 @@ export class MeshSession {
     await this.settle();
     const spec = this.model.spec;
     const promptIds = promptIdsOf(this.model, req);
-    checkTreeShape(req.width, req.depth);
+    checkTreeShape(req.width, req.depth, req.branchRatio);
     const kind: DraftKind = isSpeculative(req.mode) ? (req.draft ?? (this.opts.draftUrl ? 'model' : 'none')) : 'none';
     if (kind === 'model') await this.ensureDraft();
     const committed: number[] = [];
@@ -191,12 +205,26 @@ export class MeshSession {
     const emulation = this.opts.emulation ?? null;
     const draftDevice: DraftDevice = { cost: emulation?.draftMs ?? null, count: { levels: 0, overruns: 0 } };
     let recoveries = 0;
+    const recoveryLog: RecoveryReport[] = [];
+    const tokensBeforeLoss: number[][] = [];
+    /** Per recovery: the request that resumed the generation and its ring (their stages report their prefill). */
+    const resumedBy: { order: string[]; request: number }[] = [];
+    /** The recovery whose first committed token is still to come. */
+    let pending: { report: RecoveryReport; lostAt: number } | null = null;
     const t0 = performance.now();
     for (;;) {
       await this.settle();
       const order = [...this.ring.order];
       const request = this.nextRequest++;
-      const pipeline = new RingPipeline(this.ring, { numStages: order.length - 1, numSlots: this.numSlots, firstStage: order[1] });
+      // After a loss the request resumes: the committed positions but the last (the root, which
+      // must be computed for its token) are those the stages may still hold.
+      const keep = recoveries > 0 ? promptIds.length + committed.length - 1 : Math.min(this.resumeKeep, promptIds.length - 1);
+      this.resumeKeep = 0;
+      if (pending) {
+        pending.report.plan = this.lastPlan?.moves.join('; ') ?? 'layers split afresh over the stages left';
+        resumedBy[recoveryLog.length - 1] = { order, request };
+      }
+      const pipeline = new RingPipeline(this.ring, { numStages: order.length - 1, numSlots: this.numSlots, firstStage: order[1], keep });
       const lossesBefore = this.losses;
       const before = committed.length;
       this.active = pipeline;
@@ -209,13 +237,17 @@ export class MeshSession {
           maxNewTokens: req.maxNewTokens - committed.length,
           eosTokens: spec.eosTokenIds,
           sampling: req.sampling,
-          source: speculativeSource(kind, this.draft?.stage ?? null, spec.vocabSize, draftDevice),
-          ...treeShape(req.width, req.depth),
+          source: speculativeSource(kind, this.draft?.compute ?? null, spec.vocabSize, draftDevice),
+          ...treeShape(req.width, req.depth, req.branchRatio),
           request,
           signal: opts.signal,
           onToken: (token, _index, hit) => {
             committed.push(token);
             commitTimes.push(performance.now());
+            if (pending) {
+              pending.report.recoveryMs = performance.now() - pending.lostAt;
+              pending = null;
+            }
             opts.onToken?.({ token, index: committed.length - 1, text: streamer?.push(token) ?? '', hit });
           },
         });
@@ -242,6 +274,8 @@ export class MeshSession {
           hops,
           stageStats,
           recoveries,
+          recoveryLog: recoveryLog.map((r, i) => ({ ...r, tokensLost: lostTokens(tokensBeforeLoss[i], committed), stages: resumedBy[i] ? this.resumedStages(resumedBy[i].order, resumedBy[i].request) : [] })),
+          ring: structuredClone(this.status.stages),
           ringTripP50Ms: percentile(trips, 0.5),
           ringTripP95Ms: percentile(trips, 0.95),
         };
@@ -249,6 +283,10 @@ export class MeshSession {
         trips.push(...pipeline.tripsMs);
         if (this.losses === lossesBefore || this.closed || ++recoveries > MAX_RECOVERIES) throw e;
         this.log(`generation interrupted after ${committed.length} token(s) (${errorMessage(e)}); it continues on the re-formed ring`);
+        const report: RecoveryReport = { lost: this.lastLoss, atToken: committed.length, tokensLost: 0, recoveryMs: null, plan: '', stages: [] };
+        recoveryLog.push(report);
+        tokensBeforeLoss.push([...committed]);
+        pending = { report, lostAt: this.lossAt };
       } finally {
         pipeline.dispose();
         this.active = null;
@@ -266,20 +304,17 @@ export class MeshSession {
   private async ensureDraft(): Promise<void> {
     if (this.draft) return;
     if (!this.opts.draftUrl) throw new BadRequestError('no draft model URL was given (open the session with draftUrl, or use the n-gram source)');
-    const draft = await loadDraft(urlSource(absoluteUrl(this.opts.draftUrl)), this.model);
-    const ctx = await createGpuContext();
-    try {
-      this.draft = { ctx, stage: await buildDraftStage(ctx, draft, this.numSlots) };
-      void ctx.lost.then((e) => {
-        if (this.closed) return;
-        this.draft = null;
-        this.fail(e);
-      });
-    } catch (e) {
-      ctx.device.destroy();
-      throw e;
-    }
-    this.log(`draft model loaded in this tab (${draft.spec.numLayers} layers)`);
+    const held = await loadDraftModel(absoluteUrl(this.opts.draftUrl), this.model, this.numSlots, {
+      device: async () => ({ ctx: await createGpuContext(), owned: true }),
+      backend: this.opts.draftBackend,
+    });
+    this.draft = held;
+    void held.failed.then((e) => {
+      if (this.closed || this.draft !== held) return;
+      this.draft = null;
+      this.fail(e);
+    });
+    this.log(`draft model loaded in ${held.where}`);
   }
 
   /** Per-stage work and per-hop round trips for `request` (stages that do not answer in time are left out). */
@@ -325,6 +360,10 @@ export class MeshSession {
       case 'stats':
         this.statsReplies.set(from, msg);
         break;
+      case 'resumed':
+        this.resumedReplies.set(`${msg.request} ${from}`, msg);
+        this.log(`${this.nameOf(from)} resumed request ${msg.request}: ${msg.kept} of ${msg.keep} committed positions kept, ${msg.prefilled} prefilled again (${msg.ms.toFixed(0)} ms)`);
+        break;
       case 'error':
         if (msg.code === 'neighbour-lost') {
           const [peer, ...why] = msg.message.split(' ');
@@ -338,16 +377,26 @@ export class MeshSession {
     this.poke();
   }
 
-  /** Splits the layers over the ring's stages, sends the loads, waits until every stage has loaded. */
-  private async assign(): Promise<void> {
+  /**
+   * Splits the layers over the ring's stages (or takes a recovery's `planned` layers, where they fit
+   * every stage's memory), sends the loads, waits until every stage has loaded.
+   */
+  private async assign(planned?: StageRole[]): Promise<void> {
     const ids = this.ring.order.slice(1);
     this.setPhase('loading');
     const infos = await this.until(() => (ids.every((id) => this.infos.has(id)) ? ids.map((id) => this.infos.get(id)!) : undefined), 'every stage tab to report its speed', 60_000);
     const weights = this.opts.split === 'equal' ? ids.map(() => 1) : infos.map((i) => Math.max(i.gbps, 1e-3));
-    const roles = splitLayersWithin(this.model.spec.numLayers, weights, maxLayersFor(this.model, this.numSlots, infos.map((i) => i.memoryBytes)));
+    const maxLayers = maxLayersFor(this.model, this.numSlots, infos.map((i) => i.memoryBytes));
+    const fits = planned?.length === ids.length && planned.every((r, i) => r.layers.end - r.layers.start <= maxLayers[i]);
+    if (planned && !fits) {
+      this.lastPlan = null;
+      this.log('the recovery plan does not fit the stages\' memory: the layers are split afresh');
+    }
+    const roles = fits ? planned : splitLayersWithin(this.model.spec.numLayers, weights, maxLayers);
     const load = ++this.loadSeq;
     this.status.stages = ids.map((id, i) => ({
-      id, name: this.peerName(id), index: i + 1, role: describeRole(roles[i]), device: infos[i].device, gbps: infos[i].gbps, load: null, weightBytes: 0, loaded: false,
+      id, name: this.peerName(id), index: i + 1, role: describeRole(roles[i]), device: infos[i].device, gbps: infos[i].gbps, load: null, weightBytes: 0,
+      kvBytes: (roles[i].layers.end - roles[i].layers.start) * kvBytesPerLayer(this.model.spec, this.numSlots), memoryBytes: infos[i].memoryBytes || null, loaded: false,
     }));
     this.log(`layers: ${this.status.stages.map((s) => `${s.name}, ${s.gbps?.toFixed(2)} GB/s: ${s.role}`).join('; ')}`);
     const wire = this.opts.wire ?? 'f32';
@@ -368,6 +417,7 @@ export class MeshSession {
       if (bad) throw new Error(`a stage could not load its layers: ${bad.error}`);
       return done.length === ids.length ? true : undefined;
     }, 'the stages to load their layers', 600_000);
+    this.placed = ids.map((id, i) => ({ id, role: roles[i] }));
     for (const v of this.status.stages) {
       const l = this.loadResults.get(v.id)!;
       v.loaded = true;
@@ -391,6 +441,7 @@ export class MeshSession {
     }
     this.lost.add(peer);
     this.losses++;
+    this.lossAt = performance.now();
     this.lastLoss = `${this.nameOf(peer)} lost${event ? ` (${event.kind})` : ''}: ${message}`;
     this.status.error = this.lastLoss;
     this.log(this.lastLoss);
@@ -406,13 +457,16 @@ export class MeshSession {
   private async recover(): Promise<void> {
     this.setPhase('recovering');
     for (let attempt = 1; ; attempt++) {
-      const ids = this.pickStages();
+      // Partial recovery: the stages left keep their layers (and KV); only the lost layers move.
+      const plan = this.planRecovery();
+      this.lastPlan = plan;
+      const ids = plan?.ids ?? this.pickStages();
       if (!ids.length) throw new Error('no stage tabs are left in the room: open a stage tab and start again');
       const losses = this.losses;
       try {
-        this.log(`re-forming the ring with ${ids.length} stage(s)`);
+        this.log(`re-forming the ring with ${ids.length} stage(s)${plan ? `: ${plan.moves.join('; ')}; the other stages keep their layers and KV` : ''}`);
         await this.ring.reform(ids, 30_000);
-        await this.assign();
+        await this.assign(plan?.roles);
         return;
       } catch (e) {
         // Another tab lost meanwhile: try again without it.
@@ -423,10 +477,50 @@ export class MeshSession {
 
   /** The ring's stages that are still there, in order, then spare stage tabs; as many as asked for. */
   private pickStages(): string[] {
-    const alive = (id: string): boolean => !this.lost.has(id) && this.signal.peers.get(id)?.meta.role === 'stage';
-    const kept = this.ring.order.slice(1).filter(alive);
-    const spare = [...this.signal.peers.keys()].filter((id) => alive(id) && !kept.includes(id));
-    return [...kept, ...spare].slice(0, this.opts.stages);
+    const kept = this.ring.order.slice(1).filter((id) => this.alive(id));
+    return [...kept, ...this.spares(kept)].slice(0, this.opts.stages);
+  }
+
+  /** The ring as loaded: stage tabs in order with their layers (what a reloaded leader takes back). */
+  get layout(): PlacedStage[] {
+    return structuredClone(this.placed);
+  }
+
+  /** `ring` if all its stage tabs are in the room within a few seconds, else null (said in the log). */
+  private async adoptable(ring: PlacedStage[]): Promise<PlacedStage[] | null> {
+    const present = (): boolean => ring.every((s) => this.signal.peers.get(s.id)?.meta.role === 'stage');
+    for (let i = 0; i < 50 && !present() && !this.closed; i++) await new Promise((r) => setTimeout(r, 100));
+    if (present()) {
+      this.log(`taking back ${ring.length} stage tab(s) of the previous leader, with their layers`);
+      return ring;
+    }
+    this.log('the previous leader\'s stage tabs are not all in the room: the layers are split afresh');
+    return null;
+  }
+
+  /** The last loaded ring without its lost stages, their layers moved (null when none is left, or nothing was loaded). */
+  private planRecovery(): RecoveryPlan | null {
+    if (!this.placed.length) return null;
+    const lost = new Set(this.placed.filter((s) => !this.alive(s.id)).map((s) => s.id));
+    return planRecovery(this.placed, lost, this.spares(this.placed.map((s) => s.id)), (id) => this.nameOf(id));
+  }
+
+  private alive(id: string): boolean {
+    return !this.lost.has(id) && this.signal.peers.get(id)?.meta.role === 'stage';
+  }
+
+  /** Stage tabs in the room, in join order, that are not in `ring` and not lost. */
+  private spares(ring: readonly string[]): string[] {
+    return [...this.signal.peers.keys()].filter((id) => this.alive(id) && !ring.includes(id));
+  }
+
+  /** What each stage of `order` reported on resumed `request` (stages that did not report are left out). */
+  private resumedStages(order: readonly string[], request: number): RecoveryReport['stages'] {
+    return order.slice(1).flatMap((id) => {
+      const r = this.resumedReplies.get(`${request} ${id}`);
+      const view = this.status.stages.find((s) => s.id === id);
+      return r?.request === request ? [{ name: view?.name ?? id, role: view?.role ?? '?', kept: r.kept, prefilled: r.prefilled, ms: r.ms }] : [];
+    });
   }
 
   /** Resolves with get()'s first defined value; rejects on a loss, on close, on timeout, or if get throws. */
@@ -503,7 +597,7 @@ export class MeshSession {
 function maxLayersFor(model: LoadedModel, numSlots: number, memoryBytes: number[]): number[] {
   const { spec, tensorIndex } = model;
   const bytes = (role: StageRole): number => tensorNamesForRole(spec, role).reduce((a, n) => a + (tensorIndex.tensors.get(n)?.end ?? 0) - (tensorIndex.tensors.get(n)?.start ?? 0), 0);
-  const perLayer = bytes({ layers: { start: 0, end: 1 }, embed: false, head: false }) + numSlots * 2 * spec.numKvHeads * spec.headDim * 4;
+  const perLayer = bytes({ layers: { start: 0, end: 1 }, embed: false, head: false }) + kvBytesPerLayer(spec, numSlots);
   const first = bytes({ layers: { start: 0, end: 0 }, embed: true, head: false });
   const last = bytes({ layers: { start: 0, end: 0 }, embed: false, head: true });
   return memoryBytes.map((m, i) => {
@@ -511,6 +605,18 @@ function maxLayersFor(model: LoadedModel, numSlots: number, memoryBytes: number[
     const fixed = (i === 0 ? first : 0) + (i === memoryBytes.length - 1 ? last : 0);
     return Math.max(0, Math.floor((m - fixed) / perLayer));
   });
+}
+
+/** Bytes of one layer's K and V slot pools on a stage (f32, as src/gpu/stage.ts allocates them). */
+function kvBytesPerLayer(spec: ModelSpec, numSlots: number): number {
+  return numSlots * 2 * spec.numKvHeads * spec.headDim * 4;
+}
+
+/** Tokens committed before a loss that the output no longer begins with (0 when nothing was lost). */
+function lostTokens(before: readonly number[], after: readonly number[]): number {
+  let same = 0;
+  while (same < before.length && before[same] === after[same]) same++;
+  return before.length - same;
 }
 
 function absoluteUrl(url: string): string {

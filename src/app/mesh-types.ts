@@ -5,6 +5,7 @@ import type { LinkTuning } from '../mesh/peer.ts';
 import type { PayloadDtype } from '../mesh/protocol.ts';
 import type { GenerationReport, TokenEvent } from './engine.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
+import type { StageBackend } from '../pipeline/backend.ts';
 
 /** Where the mesh is: forming the ring, loading layers, ready, generating, replacing a lost stage, closed or failed. */
 export type MeshPhase = 'forming' | 'loading' | 'ready' | 'generating' | 'recovering' | 'closed' | 'failed';
@@ -66,8 +67,10 @@ export interface MeshOpenOptions {
    */
   resume?: { ring: PlacedStage[]; keep: number };
   modelUrl: string;
-  /** Draft model for specpipe/tree, loaded in the leader tab on first use. */
+  /** Draft model for specpipe/tree, loaded by the leader (in its own worker) on first use. */
   draftUrl?: string;
+  /** What computes the draft model: 'webgpu' (default) or 'wasm' (the CPU backend). */
+  draftBackend?: StageBackend;
   /** Simulated network delay per hop, ms (applied by the transport on every link). */
   hopDelayMs?: number;
   /**

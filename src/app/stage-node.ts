@@ -4,14 +4,14 @@ import { SignalClient, type WebSocketFactory } from '../mesh/signal-client.ts';
 import { Ring, type RingOptions } from '../mesh/ring.ts';
 import type { LinkTuning } from '../mesh/peer.ts';
 import { encodeMessage, type MeshMessage } from '../mesh/protocol.ts';
-import { loadModel, urlSource, type LoadedModel, type TensorCache } from '../model/index.ts';
+import { loadModel, modelSource, type LoadedModel, type TensorCache } from '../model/index.ts';
 import type { StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
-import { buildStage } from '../pipeline/gpu-stages.ts';
+import { buildStageOn, type ComputeStage } from '../pipeline/gpu-stages.ts';
+import type { BackendChoice, StageBackend } from '../pipeline/backend.ts';
 import { describeRole } from '../pipeline/layers.ts';
 import { RingStage } from '../mesh/ring-stage.ts';
-import { measureMatvecGbps } from './speed-probe.ts';
+import { backendSpeed, chooseBackend, describeBackend } from './backend.ts';
 import { errorMessage } from '../common/errors.ts';
 
 /** Where a stage is: measuring its speed, joining, waiting for a leader, loading, serving, or done. */
@@ -50,6 +50,8 @@ export interface StageNodeOptions {
   createWebSocket?: WebSocketFactory;
   /** Where fetched weights are cached; default IndexedDB (Node: the stage host's disk cache). */
   weightCache?: TensorCache;
+  /** What computes the layers: 'webgpu' (default), 'wasm' (CPU) or 'auto' (the faster in the speed probe). */
+  backend?: BackendChoice;
 }
 
 /** A running stage: its id in the room and a way to leave. */
@@ -66,7 +68,7 @@ export interface StageNode {
 
 interface Loaded {
   key: string;
-  stage: Stage;
+  stage: ComputeStage;
 }
 
 /** Starts a stage tab. Rejects if WebGPU is missing or the room refuses it (SignallingError: wrong secret, ...). */
@@ -77,11 +79,15 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     opts.onStatus?.({ ...status });
   };
   update({});
-  let ctx: GpuContext;
+  // The CPU backend needs no GPU: a named 'wasm' stage opens no device (a host where Dawn finds none).
+  let ctx: GpuContext | null;
   let signal: SignalClient;
+  let backend: StageBackend;
   try {
-    ctx = await createGpuContext();
-    update({ device: ctx.description, gbps: await measureMatvecGbps(ctx), phase: 'joining', message: `joining room "${opts.room}"` });
+    ctx = opts.backend === 'wasm' ? null : await createGpuContext();
+    const decision = await chooseBackend(opts.backend ?? 'webgpu', ctx);
+    backend = decision.backend;
+    update({ device: describeBackend(decision, ctx?.description ?? ''), gbps: await backendSpeed(decision, ctx), phase: 'joining', message: `joining room "${opts.room}"` });
     signal = await SignalClient.connect({ room: opts.room, secret: opts.secret, url: opts.signalUrl, meta: { role: 'stage', name: opts.name ?? '' }, createWebSocket: opts.createWebSocket });
   } catch (e) {
     update({ phase: 'failed', message: errorMessage(e) });
@@ -94,11 +100,11 @@ export async function startStageNode(opts: StageNodeOptions): Promise<StageNode>
     ring = await Ring.join(signal, ringOptions);
   } catch (e) {
     signal.close();
-    ctx.device.destroy();
+    ctx?.device.destroy();
     update({ phase: 'failed', message: errorMessage(e) });
     throw e;
   }
-  return new StageTab(ring, ringOptions, signal, ctx, status, update, opts);
+  return new StageTab(ring, ringOptions, signal, ctx, backend, status, update, opts);
 }
 
 class StageTab implements StageNode {
@@ -116,7 +122,8 @@ class StageTab implements StageNode {
     public ring: Ring,
     private readonly ringOptions: RingOptions,
     private readonly signal: SignalClient,
-    private readonly ctx: GpuContext,
+    private readonly ctx: GpuContext | null,
+    private readonly backend: StageBackend,
     readonly status: StageStatus,
     private readonly update: (patch: Partial<StageStatus>) => void,
     opts: StageNodeOptions,
@@ -131,9 +138,11 @@ class StageTab implements StageNode {
       this.update({ message: e.message });
       void this.toLeader({ type: 'error', code: 'stage-error', message: e.message.slice(0, 900) }).catch(() => undefined);
     };
+    // Partial recovery, as this tab saw it: what it kept of the committed text, what it computed again.
+    this.work.onResumed = (r) => this.update({ message: `resumed: kept ${r.kept} of ${r.keep} committed positions, prefilled ${r.prefilled} (${r.ms.toFixed(0)} ms)` });
     this.attach(ring);
     // A lost device loses the layers: leave like a closed tab, so the leader re-forms the ring.
-    void ctx.lost.then((e) => {
+    void ctx?.lost.then((e) => {
       if (this.isClosed) return;
       this.update({ phase: 'failed', message: e.message });
       void this.toLeader({ type: 'error', code: 'device-lost', message: e.message.slice(0, 900) })
@@ -168,7 +177,7 @@ class StageTab implements StageNode {
     });
     ring.on('error', (e) => current() && this.update({ message: e.message }));
     this.update({ index: ring.index });
-    void this.toLeader({ type: 'info', device: this.ctx.description, gbps: this.status.gbps ?? 0, memoryBytes: this.memoryBytes }).catch(() => undefined);
+    void this.toLeader({ type: 'info', device: this.status.device, gbps: this.status.gbps ?? 0, memoryBytes: this.memoryBytes }).catch(() => undefined);
   }
 
   /** The leader is gone: stay in the room (weights kept) and join the ring the next leader forms. */
@@ -200,7 +209,7 @@ class StageTab implements StageNode {
       .then(() => {
         this.loaded?.stage.destroy();
         this.loaded = null;
-        this.ctx.device.destroy();
+        this.ctx?.device.destroy();
       })
       .finally(() => this.resolveClosed(reason));
   }
@@ -246,9 +255,9 @@ class StageTab implements StageNode {
         await this.work.setCompute(null, null); // nothing computes on the old stage any more
         this.loaded?.stage.destroy();
         this.loaded = null;
-        if (this.model?.url !== m.modelUrl) this.model = { url: m.modelUrl, model: loadModel(urlSource(m.modelUrl), { tokenizer: false, cache: this.weightCache }) };
+        if (this.model?.url !== m.modelUrl) this.model = { url: m.modelUrl, model: loadModel(modelSource(m.modelUrl, { cache: this.weightCache }), { tokenizer: false, cache: this.weightCache }) };
         let lastSent = 0;
-        const stage = await buildStage(this.ctx, await this.model.model, role, {
+        const stage = await buildStageOn(this.backend, this.ctx, await this.model.model, role, {
           numSlots: m.numSlots,
           cache: this.weightCache,
           onProgress: (done, total) => {

@@ -1,20 +1,22 @@
 // The Engine with every stage in this tab: the target split into local stages on this tab's GPU
 // device (chained in memory), plus the draft model or the n-gram source for specpipe/tree. Kept
 // across generations; the chat page, `npm run generate`, the demo and the bench use it.
-import { loadModel, urlSource, type LoadedModel, type ModelSource } from '../model/index.ts';
+import { loadModel, modelSource, type LoadedModel, type ModelSource } from '../model/index.ts';
 import type { QuantFormat, StageRole } from '../model/types.ts';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
-import type { Stage } from '../gpu/stage.ts';
-import { buildStage } from '../pipeline/gpu-stages.ts';
+import { buildStageOn, type ComputeStage } from '../pipeline/gpu-stages.ts';
 import { splitLayers, describeRole } from '../pipeline/layers.ts';
 import { LocalPipeline } from '../pipeline/local-pipeline.ts';
 import type { LevelPacket, Pipeline, ResultPacket } from '../pipeline/contract.ts';
 import { generate } from '../speculative/scheduler.ts';
 import { BadRequestError } from '../common/errors.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
-import { buildDraftStage, loadDraft, speculativeSource, type DraftDevice } from './draft.ts';
+import { speculativeSource, type DraftDevice } from './draft.ts';
+import { loadDraftModel, type HeldDraft } from './draft-remote.ts';
 import { DEFAULT_MAX_CONTEXT, checkTreeShape, isSpeculative, kvSlotsFor, treeShape } from './modes.ts';
 import { generationReport, promptIdsOf } from './generation.ts';
+import { planBackends } from './backend.ts';
+import type { BackendSetting, StageBackend } from '../pipeline/backend.ts';
 import {
   TokenStream,
   type Engine,
@@ -51,6 +53,16 @@ export interface TabEngineOptions {
    * embedding, norms and LM head stay as stored. Default: none.
    */
   quant?: QuantFormat;
+  /**
+   * What computes the target's stages: 'webgpu' (default), 'wasm' (the CPU backend, src/cpu),
+   * 'auto' (measure both at load, take the faster; the report's adapter says which and why), or
+   * one backend per stage (a mix in one tab, e.g. ['webgpu', 'wasm']).
+   */
+  backend?: BackendSetting;
+  /** What computes the draft model (default webgpu; in its own worker when given by URL in a page). */
+  draftBackend?: StageBackend;
+  /** CPU backend: threads per matmul (Workers over a shared memory) where the page is cross-origin isolated; default 1. */
+  wasmThreads?: number;
   /** Called whenever the phase changes (e.g. to 'failed' when the GPU device is lost). */
   onPhase?: (phase: EnginePhase, error: Error | null) => void;
 }
@@ -59,8 +71,9 @@ interface Loaded {
   ctx: GpuContext;
   model: LoadedModel;
   roles: StageRole[];
-  stages: Stage[];
-  draftStage: Stage | null;
+  stages: ComputeStage[];
+  /** The draft model: in a Worker with its own device when given by URL in a page, else on this tab's. */
+  draft: HeldDraft | null;
   numSlots: number;
   info: EngineInfo;
 }
@@ -97,34 +110,48 @@ export class TabEngine implements Engine {
     this.setPhase('loading');
     const t0 = performance.now();
     let ctx: GpuContext | null = null;
-    const built: Stage[] = [];
+    const built: ComputeStage[] = [];
+    let draft: HeldDraft | null = null;
     try {
       const model = await described('target', this.opts.model, () => loadModel(sourceOf(this.opts.model), { signal: o.signal }));
-      const draftAt = this.opts.draft;
-      const draft = draftAt ? await described('draft', draftAt, () => loadDraft(sourceOf(draftAt), model, o.signal)) : null;
       const numSlots = kvSlotsFor(Math.min(model.spec.maxPositions, this.opts.maxContext ?? DEFAULT_MAX_CONTEXT), this.numStages);
       ctx = await createGpuContext();
+      const backends = await planBackends(this.opts.backend ?? 'webgpu', this.numStages, ctx, this.opts.wasmThreads);
       const roles = splitLayers(model.spec.numLayers, new Array(this.numStages).fill(1));
       for (const [i, role] of roles.entries()) {
         const part = roles.length === 1 ? 'target' : `stage ${i + 1}/${roles.length}`;
-        built.push(await buildStage(ctx, model, role, { numSlots, quant: this.opts.quant, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part, done, total }) }));
+        built.push(await buildStageOn(backends.backends[i], ctx, model, role, { numSlots, quant: this.opts.quant, threads: this.opts.wasmThreads, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part, done, total }) }));
       }
-      const draftStage = draft ? await buildDraftStage(ctx, draft, numSlots, { signal: o.signal, onProgress: (done, total) => o.onProgress?.({ part: 'draft', done, total }) }) : null;
+      const draftAt = this.opts.draft;
+      const tabCtx = ctx;
+      draft = draftAt
+        ? await described('draft', draftAt, () =>
+            loadDraftModel(typeof draftAt === 'string' ? absoluteUrl(draftAt) : draftAt, model, numSlots, {
+              backend: this.opts.draftBackend,
+              device: async () => ({ ctx: tabCtx, owned: false }),
+              signal: o.signal,
+              onProgress: (done, total) => o.onProgress?.({ part: 'draft', done, total }),
+            }),
+          )
+        : null;
+      const held = draft;
+      if (held && held.failed !== ctx.lost) void held.failed.then((e) => this.fail(e)); // a draft in its own worker
       const info: EngineInfo = {
         spec: model.spec,
         tokenizer: model.tokenizer,
         stages: roles.map(describeRole),
-        adapter: ctx.description,
+        adapter: backends.adapter,
         weightBytes: built.reduce((a, s) => a + s.weightBytes, 0),
         loadMs: performance.now() - t0,
       };
-      this.loaded = { ctx, model, roles, stages: built, draftStage, numSlots, info };
+      this.loaded = { ctx, model, roles, stages: built, draft, numSlots, info };
       if ((this.phase as EnginePhase) === 'closed') throw new DOMException('the engine was disposed while loading', 'AbortError');
       void ctx.lost.then((e) => this.fail(e));
       this.setPhase('ready');
       return info;
     } catch (e) {
       for (const s of built) s.destroy();
+      draft?.destroy();
       ctx?.device.destroy();
       this.loaded = null;
       if ((this.phase as EnginePhase) !== 'closed') this.setPhase(o.signal?.aborted ? 'closed' : 'failed', e);
@@ -143,7 +170,7 @@ export class TabEngine implements Engine {
     this.setPhase('closed');
     if (!l) return;
     for (const s of l.stages) s.destroy();
-    l.draftStage?.destroy();
+    l.draft?.destroy();
     l.ctx.device.destroy();
   }
 
@@ -153,7 +180,7 @@ export class TabEngine implements Engine {
     const promptIds = promptIdsOf(model, req);
     if (o.dumpLogits && isSpeculative(req.mode)) throw new BadRequestError('logits can be dumped with mode single or pp');
     if (req.mode === 'single' && stages.length !== 1) throw new BadRequestError(`mode single needs a one-stage engine (this one has ${stages.length})`);
-    checkTreeShape(req.width, req.depth);
+    checkTreeShape(req.width, req.depth, req.branchRatio);
     this.setPhase('generating');
     try {
       for (const s of stages) s.kv.reset();
@@ -172,8 +199,8 @@ export class TabEngine implements Engine {
           maxNewTokens: req.maxNewTokens,
           eosTokens: model.spec.eosTokenIds,
           sampling: req.sampling,
-          source: isSpeculative(req.mode) ? speculativeSource(req.draft, l.draftStage, model.spec.vocabSize, draftDevice) : null,
-          ...treeShape(req.width, req.depth),
+          source: isSpeculative(req.mode) ? speculativeSource(req.draft, l.draft?.compute ?? null, model.spec.vocabSize, draftDevice) : null,
+          ...treeShape(req.width, req.depth, req.branchRatio),
           signal: o.signal,
           onToken: (token, index, hit) => {
             const e: TokenEvent = { token, index, text: streamer?.push(token) ?? '', hit };
@@ -236,11 +263,14 @@ async function described<T>(what: string, at: ModelLocation, load: () => Promise
 }
 
 function sourceOf(m: ModelLocation): ModelSource {
-  if (typeof m !== 'string') return m;
-  if (m.trim() === '') throw new BadRequestError('the model URL is empty');
-  // Relative URLs (the bundled models) resolve against the page.
+  return typeof m === 'string' ? modelSource(absoluteUrl(m)) : m;
+}
+
+/** A model URL resolved against the page (the bundled models are relative). */
+function absoluteUrl(url: string): string {
+  if (url.trim() === '') throw new BadRequestError('the model URL is empty');
   const base = typeof location !== 'undefined' ? location.href : undefined;
-  return urlSource(new URL(m.trim(), base).href);
+  return new URL(url.trim(), base).href;
 }
 
 /** Wraps a pipeline to ask the last stage for every row's logits and keep them by position. */

@@ -1,26 +1,35 @@
-// npm run generate -- --model DIR_OR_URL (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
+// npm run generate -- --model DIR_OR_URL_OR_FILE.gguf (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
 //   [--greedy | --temperature T --top-k K --top-p P --seed S] [--dump-logits K] [--mode single|pp|tree|specpipe]
-//   [--local-stages N | --stages N [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal] [--hold-stage]]
-//   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--stage-ms A[:B]] [--draft-ms A[:B]] [--quant q8_0|q4_0] [--json]
+//   [--local-stages N | --stages N [--stage-hosts tabs|node|mixed] [--browsers M] [--hop-delay-ms D] [--wire f32|f16] [--split speed|equal] [--hold-stage]]
+//   [--draft-model DIR_OR_URL | --draft ngram] [--width W] [--depth D] [--branch-ratio R] [--stage-ms A[:B]] [--draft-ms A[:B]] [--quant q8_0|q4_0] [--backend auto|webgpu|wasm|B1,B2,...] [--threads N] [--json]
 // Runs the model in headless Chromium (real WebGPU) and prints the tokens, text and timings.
 // --local-stages: every stage in one tab. --stages: a mesh of N stage tabs plus a leader tab, spread
-// over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips.
+// over M browser processes (default 2), linked over WebRTC; the report adds per-hop round trips and
+// each stage's device and memory. --stage-hosts node: the stages are Node stage host processes
+// (`npm run stage`, Dawn WebGPU) instead of tabs; mixed: tabs and Node hosts alternating.
 // --stage-ms A[:B] / --draft-ms A[:B]: emulate dedicated devices (each stage's level takes at least
 // A + B*rows ms, each draft forward likewise; real compute, then a CPU-free timer); the report
 // carries the overrun share and every result is printed with its conditions and bound.
 // --quant q8_0|q4_0: the target's projection matrices as GGML blocks, quantized on load (one tab).
+// --backend: what computes the stages in one tab: webgpu (default), wasm (the CPU backend), auto
+// (measure both at load, take the faster) or one per stage (webgpu,wasm); the report's adapter says.
+// With --stages, one backend for every stage tab or Node host.
+// --threads N: the wasm backend splits each matmul over N threads (Workers; the page is cross-origin isolated).
 import { parseArgs, str, num, numList, flag, rejectUnknown } from '../common/args.ts';
 import { startPageHost } from './page-host.ts';
 import type { LocalRunRequest } from '../headless/local-run.ts';
 import type { GenerationReport } from '../app/engine.ts';
 import type { Mode } from '../speculative/scheduler.ts';
 import { formMesh } from './mesh-tabs.ts';
+import { parseStageHosts } from './stage-processes.ts';
+import { stageViewLine } from '../app/mesh-report.ts';
 import { errorMessage } from '../common/errors.ts';
 import { isQuantFormat } from '../model/quant.ts';
+import { parseBackend } from '../pipeline/backend.ts';
 import { EMULATION_ARGS, emulationFromArgs } from './emulation-args.ts';
 import { boundLine, emulationLine } from '../app/report-text.ts';
 
-const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage', 'quant', ...EMULATION_ARGS];
+const KNOWN = ['model', 'prompt', 'prompt-ids', 'max-new-tokens', 'greedy', 'temperature', 'top-k', 'top-p', 'seed', 'dump-logits', 'json', 'mode', 'local-stages', 'draft-model', 'draft', 'width', 'depth', 'branch-ratio', 'stages', 'browsers', 'hop-delay-ms', 'wire', 'split', 'hold-stage', 'stage-hosts', 'quant', 'backend', 'threads', ...EMULATION_ARGS];
 const MODES: Mode[] = ['single', 'pp', 'tree', 'specpipe'];
 
 async function main(): Promise<void> {
@@ -37,12 +46,16 @@ async function main(): Promise<void> {
   if (meshStages && args.has('local-stages')) throw new Error('give --stages (tabs) or --local-stages (one tab), not both');
   if (meshStages && args.has('dump-logits')) throw new Error('--dump-logits works with --local-stages only');
   const browsers = num(args, 'browsers', 2);
+  const stageHosts = parseStageHosts(str(args, 'stage-hosts', 'tabs'));
+  if (args.has('stage-hosts') && !meshStages) throw new Error('--stage-hosts works with --stages N (a mesh), not in one tab');
   if (!['f32', 'f16'].includes(str(args, 'wire', 'f32'))) throw new Error('--wire must be f32 or f16');
   if (!['speed', 'equal'].includes(str(args, 'split', 'speed'))) throw new Error('--split must be speed or equal');
   const emulation = emulationFromArgs(args);
   const quant = args.has('quant') ? str(args, 'quant') : undefined;
   if (quant !== undefined && !isQuantFormat(quant)) throw new Error('--quant must be q8_0 or q4_0');
   if (quant && meshStages) throw new Error('--quant works with one tab (--local-stages) for now, not with --stages');
+  const backend = parseBackend(args.has('backend') ? str(args, 'backend') : undefined);
+  if (meshStages && (args.has('threads') || typeof backend !== 'string')) throw new Error('with --stages, --backend takes one backend for every stage (auto, webgpu or wasm) and --threads is not available');
 
   const host = await startPageHost({ models: [str(args, 'model'), ...(draftDir ? [draftDir] : [])], browsers: meshStages ? browsers : 1 });
   try {
@@ -63,10 +76,13 @@ async function main(): Promise<void> {
       stages: num(args, 'local-stages', 1),
       width: args.has('width') ? num(args, 'width', 1) : undefined,
       depth: args.has('depth') ? num(args, 'depth', 4) : undefined,
+      branchRatio: args.has('branch-ratio') ? num(args, 'branch-ratio', 0) : undefined,
       dumpLogits: num(args, 'dump-logits', 0),
       stream: !json,
       emulation,
       quant,
+      backend,
+      wasmThreads: num(args, 'threads', 1),
     };
     if (!json && req.prompt) process.stdout.write(req.prompt);
     const report = meshStages
@@ -80,8 +96,14 @@ async function main(): Promise<void> {
             split: str(args, 'split', 'speed') as 'speed' | 'equal',
             holdStage: flag(args, 'hold-stage'),
             emulation: req.emulation,
+            stageHosts,
+            ...(typeof backend === 'string' && args.has('backend') ? { backend } : {}),
           });
-          return mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth });
+          try {
+            return await mesh.generate({ prompt: req.prompt, promptIds: req.promptIds, maxNewTokens: req.maxNewTokens, sampling: req.sampling, mode: req.mode, draft: req.draft, width: req.width, depth: req.depth, branchRatio: req.branchRatio });
+          } finally {
+            await mesh.close(); // ends the Node stage hosts too
+          }
         })()
       : ((await page.evaluate(async (r) => {
           const path = '/src/headless/local-run.ts';
@@ -89,7 +111,7 @@ async function main(): Promise<void> {
           return m.runLocal(r);
         }, req)) as GenerationReport);
     if (json) {
-      process.stdout.write(JSON.stringify(report) + '\n');
+      process.stdout.write(JSON.stringify('ring' in report ? { ...report, stageHosts } : report) + '\n');
     } else {
       if (report.text === null) process.stdout.write(report.tokens.join(' '));
       const t = report.timings;
@@ -98,9 +120,10 @@ async function main(): Promise<void> {
           `first token ${t.ttftMs?.toFixed(0)} ms, between tokens mean ${t.tbtMeanMs?.toFixed(1)} ms p50 ${t.tbtP50Ms?.toFixed(1)} ms p95 ${t.tbtP95Ms?.toFixed(1)} ms; ${report.adapter}]\n` +
           `[${boundLine(report.bound, t.tbtMeanMs)}]\n[${emulationLine(report.emulation)}]\n`,
       );
-      if ('hops' in report) {
+      if ('ring' in report) {
         const hops = report.hops.map((h) => `${h.from} -> ${h.to} ${h.rttP50Ms?.toFixed(1) ?? '-'}/${h.rttP95Ms?.toFixed(1) ?? '-'}`).join(', ');
-        process.stdout.write(`[stages: ${report.stages.join('; ')}]\n[hop round trips p50/p95 ms: ${hops}; recoveries ${report.recoveries}]\n`);
+        const ring = report.ring.map((v) => `[${stageViewLine(v)}]\n`).join('');
+        process.stdout.write(`[stage hosts: ${stageHosts}]\n${ring}[hop round trips p50/p95 ms: ${hops}; recoveries ${report.recoveries}]\n`);
       }
     }
   } finally {

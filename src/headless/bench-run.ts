@@ -8,6 +8,7 @@ import { isSpeculative, variantLabel, type DraftKind, type ModeVariant } from '.
 import type { Mode } from '../speculative/scheduler.ts';
 import type { SamplingSettings } from '../speculative/sampling.ts';
 import type { DeviceEmulation } from '../common/device-emulation.ts';
+import type { BackendChoice } from '../pipeline/backend.ts';
 
 export interface BenchRequest {
   modelUrl: string;
@@ -15,6 +16,8 @@ export interface BenchRequest {
   draft: DraftKind;
   /** Target stages in this tab; ignored by `single`, which always runs one stage. */
   stages: number;
+  /** What computes the stages (the draft stays on WebGPU). */
+  backend: BackendChoice;
   /** specpipe's dynamic tree threshold (GenerationRequest.branchRatio); default the engine's. */
   branchRatio?: number;
   /** Modes with their tree shapes (single: one stage). */
@@ -77,7 +80,7 @@ export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   for (const [count, variants] of groups) {
     if (variants.length === 0) continue;
     const needsDraft = req.draft === 'model' && variants.some((v) => isSpeculative(v.mode));
-    const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count, emulation: req.emulation });
+    const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count, emulation: req.emulation, backend: req.backend, draftBackend: req.backend === 'wasm' ? 'wasm' : 'webgpu' });
     try {
       const info = await engine.load();
       adapter = info.adapter;

@@ -13,7 +13,8 @@
 //                   count ('rows') or by an earlier `len` field ('ahead')
 //   records         one field list per header row (the level's rows)
 //   option          a field list present when a header flag bit is set, else null (the verdict)
-// Stage work (direct lane, leader <-> stage): info, load, progress, loaded, credit, query, stats;
+// Stage work (direct lane, leader <-> stage): info, load, progress, loaded, credit, query, stats,
+// resumed; on the ring lane, ahead of a resumed request's config: keep;
 // their request ids live in the metadata (the header's request slot is the level/config one).
 
 import type { LevelPacket, ResultPacket, RequestConfig } from '../pipeline/contract.ts';
@@ -63,6 +64,11 @@ export type MeshMessage =
   | { type: 'level'; packet: LevelPacket }
   | { type: 'result'; packet: ResultPacket }
   | { type: 'config'; config: RequestConfig }
+  /**
+   * Leader -> every stage, on the ring just before `request`'s config: the request resumes an
+   * interrupted one whose first `positions` positions were committed; keep what you hold of them.
+   */
+  | { type: 'keep'; request: number; positions: number }
   | { type: 'hello'; role: MeshRole; peer: string; name: string }
   /** Leader -> stage: your place in ring `ring` (an epoch of ring formation); prev/next are peer ids. */
   | { type: 'assign'; ring: number; index: number; count: number; prev: string; next: string }
@@ -94,7 +100,9 @@ export type MeshMessage =
       nextRttP50Ms: number | null; nextRttP95Ms: number | null; nextRttSamples: number;
       /** Levels that computed rows, how many overran the emulated budget, and the median level's time (padding included). */
       levels: number; overruns: number; levelMsP50: number | null;
-    };
+    }
+  /** Stage -> leader: resumed `request` went past its kept positions; `kept` served from before, `prefilled` computed again, in `ms`. */
+  | { type: 'resumed'; request: number; keep: number; kept: number; prefilled: number; ms: number };
 
 export type MeshMessageType = MeshMessage['type'];
 
@@ -220,6 +228,7 @@ export const SCHEMAS: { readonly [T in MeshMessageType]: Schema<Body<T>> } = {
     payload: { name: 'logits', per: 'logitsRows' },
   },
   config: { code: 3, wrap: 'config', header: ['request'], fields: [amount('temperature'), u32('topK'), f64('topP', 'unit')] },
+  keep: { code: 4, fields: [u32('request'), u32('positions')] },
   hello: { code: 16, fields: [{ kind: 'enum', name: 'role', codes: { leader: 0, stage: 1 } }, str('peer'), str('name')] },
   assign: {
     code: 17,
@@ -254,6 +263,11 @@ export const SCHEMAS: { readonly [T in MeshMessageType]: Schema<Body<T>> } = {
       // Version 2: emulated devices' overruns and the stage's time per level.
       u32('levels'), u32('overruns'), amountOrNull('levelMsP50'),
     ],
+  },
+  resumed: {
+    code: 30,
+    fields: [u32('request'), u32('keep'), u32('kept'), u32('prefilled'), amount('ms')],
+    invariant: (m) => (m.kept + m.prefilled <= m.keep ? undefined : `resumed: ${m.kept} kept + ${m.prefilled} prefilled > ${m.keep} positions`),
   },
 };
 

@@ -24,6 +24,12 @@ export interface RingPipelineOptions {
   firstStage: string;
   /** Levels stage 1 may hold queued beyond the one it computes. Default 1. */
   depth?: number;
+  /**
+   * The first request begun resumes an interrupted one: its first `keep` positions (fewer than its
+   * prompt) were committed on the ring before; stages that still hold them skip them (a 'keep'
+   * message goes ahead of the config). Default 0.
+   */
+  keep?: number;
 }
 
 export class RingPipeline implements Pipeline {
@@ -34,6 +40,7 @@ export class RingPipeline implements Pipeline {
   private readonly wakeup = new Wakeup();
   private readonly off: (() => void)[];
   private request = -1;
+  private keepNext: number;
   private sent = 0;
   private processed = 0;
   private returned = 0;
@@ -50,6 +57,7 @@ export class RingPipeline implements Pipeline {
     this.numStages = opts.numStages;
     this.numSlots = opts.numSlots;
     this.depth = opts.depth ?? 1;
+    this.keepNext = opts.keep ?? 0;
     this.off = [port.onPrev((_b, msg) => this.onPrev(msg)), port.onDirect((from, _b, msg) => this.onDirect(from, msg))];
   }
 
@@ -61,6 +69,9 @@ export class RingPipeline implements Pipeline {
     this.returned = 0;
     this.sentAt.clear();
     const acked = new Promise<void>((resolve, reject) => (this.configAck = { request: config.request, resolve, reject }));
+    const keep = this.keepNext;
+    this.keepNext = 0;
+    if (keep) await this.port.sendNextMessage({ type: 'keep', request: config.request, positions: keep });
     await this.port.sendNextMessage({ type: 'config', config });
     await acked;
   }

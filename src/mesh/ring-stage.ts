@@ -2,10 +2,14 @@
 // messages from the previous node are handled strictly in arrival order (one promise chain), so a
 // request's config resets the KV before that request's first level is computed. Levels go on to
 // the next node; the last stage's results go back to the leader; stage 1 reports credit.
+// A 'keep' message ahead of a config marks a resumed request: the stage's KeptPrefix (one per loaded
+// compute, so it survives a re-formed ring when this tab keeps its layers) serves the positions it
+// holds and the stage tells the leader how many it kept and computed again ('resumed').
 import type { EncodeOptions, MeshMessage, PayloadDtype } from './protocol.ts';
 import type { StageRole } from '../model/types.ts';
 import type { RequestConfig } from '../pipeline/contract.ts';
 import { StageRunner, type StageCompute, type StageStats } from '../pipeline/stage-runner.ts';
+import { KeptPrefix } from '../pipeline/kept-prefix.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { CostModel } from '../common/device-emulation.ts';
 
@@ -40,18 +44,28 @@ interface Current {
 }
 
 export class RingStage {
-  private compute: { compute: ResettableCompute; role: StageRole; wire: PayloadDtype; cost: CostModel | null } | null = null;
+  private compute: { compute: ResettableCompute; role: StageRole; wire: PayloadDtype; cost: CostModel | null; prefix: KeptPrefix } | null = null;
+  /** The 'keep' that announced the next request (a resume), until its config arrives. */
+  private keep: { request: number; positions: number } | null = null;
   private current: Current | null = null;
   private chain: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
   /** Called with errors of the compute or the ring (the caller reports them). */
   onError: (e: Error) => void = (e) => console.error(e);
+  /** Called when a resumed request went past its kept positions (the stage tab shows it too). */
+  onResumed: (message: Extract<MeshMessage, { type: 'resumed' }>) => void = () => undefined;
 
   constructor(private readonly port: StagePort) {}
 
   /** Handles one ring message from the previous node (call in arrival order). */
   handle(msg: MeshMessage): void {
     if (msg.type === 'config') this.enqueue(() => this.begin(msg.config));
+    else if (msg.type === 'keep') {
+      this.enqueue(async () => {
+        this.keep = { request: msg.request, positions: msg.positions };
+        await this.port.sendNext(msg);
+      });
+    }
     else if (msg.type === 'level') {
       const packet = msg.packet;
       this.enqueue(async () => {
@@ -69,7 +83,9 @@ export class RingStage {
   async setCompute(compute: ResettableCompute | null, role: StageRole | null, wire: PayloadDtype = 'f32', cost: CostModel | null = null): Promise<void> {
     await this.enqueueAndWait(async () => {
       await this.retire();
-      this.compute = compute && role ? { compute, role, wire, cost } : null;
+      // The same compute (this tab kept its layers) keeps what it holds of the committed text.
+      const prefix = compute && this.compute?.compute === compute ? this.compute.prefix : compute ? new KeptPrefix(compute.kv) : null;
+      this.compute = compute && role && prefix ? { compute, role, wire, cost, prefix } : null;
     });
   }
 
@@ -94,7 +110,9 @@ export class RingStage {
     await this.retire();
     const c = this.compute;
     if (!c) throw new Error(`request ${config.request} arrived before this stage had layers to run`);
-    c.compute.kv.reset();
+    const keep = this.keep?.request === config.request ? this.keep.positions : 0;
+    this.keep = null;
+    c.prefix.begin(keep);
     const now = performance.now();
     const f: Current['flags'] = { live: true, failed: false, processed: 0, startedAt: now, lastAt: now };
     // Packets of a superseded request are skipped without touching the GPU.
@@ -116,7 +134,15 @@ export class RingStage {
         if (c.role.embed && f.live) void this.port.sendLeader({ type: 'credit', request: config.request, processed: f.processed }).catch(() => undefined);
         this.wakeIdle();
       },
-      { cost: c.cost },
+      {
+        cost: c.cost,
+        prefix: c.prefix,
+        onResumed: (r) => {
+          const msg = { type: 'resumed', request: config.request, ...r, ms: performance.now() - now } as const;
+          this.onResumed(msg);
+          void this.port.sendLeader(msg).catch(() => undefined);
+        },
+      },
     );
     runner.onError = (e) => {
       f.failed = true;

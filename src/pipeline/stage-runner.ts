@@ -6,6 +6,7 @@ import type { StageRole } from '../model/types.ts';
 import type { LevelPacket, RequestConfig, ResultPacket, RowMeta, Verdict } from './contract.ts';
 import { onEmulatedDevice, REAL_CLOCK, type CostModel, type EmulationClock } from '../common/device-emulation.ts';
 import { percentile } from '../common/numerics.ts';
+import type { KeptPrefix, ResumeStats } from './kept-prefix.ts';
 
 /** What the runner needs from a stage's compute (src/gpu's Stage satisfies it). */
 export interface StageCompute {
@@ -24,6 +25,8 @@ export interface StageStats {
   levels: number;
   /** Levels whose real compute took longer than the emulated budget (0 without emulation). */
   overruns: number;
+  /** Emulated levels cut short because a verdict that arrived meanwhile killed all their rows. */
+  cancelled: number;
   /** Median time of a level that computed rows, padding included: the stage's time per level. */
   levelMsP50: number | null;
 }
@@ -33,6 +36,13 @@ export interface StageRunnerOptions {
   /** Each level that computes rows takes at least fixedMs + perRowMs * rows (null: real time). */
   cost?: CostModel | null;
   clock?: EmulationClock;
+  /**
+   * What this stage keeps of the committed text across requests (a ring stage's partial recovery):
+   * rows at kept positions are served from it instead of computed, slots go through its mapping.
+   */
+  prefix?: KeptPrefix | null;
+  /** Called once per resumed request, when its last kept position has gone by this stage. */
+  onResumed?: (stats: ResumeStats) => void;
 }
 
 /** One packet as a stage handled it: for live views of the pipeline (which level is where). */
@@ -52,7 +62,9 @@ export class StageRunner {
   private computing = false;
   private epoch = 0;
   private config: RequestConfig = { request: 0, temperature: 0, topK: 0, topP: 1 };
-  private readonly counts = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, levels: 0, overruns: 0 };
+  private readonly counts = { packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, levels: 0, overruns: 0, cancelled: 0 };
+  /** The level on the (emulated) device now, and how to stop its wait. */
+  private current: { packet: LevelPacket; rows: RowMeta[]; stop: AbortController } | null = null;
   private readonly levelMs: number[] = [];
   private readonly clock: EmulationClock;
   /** Called with any error of a forward; the runner stops taking packets after one. */
@@ -88,6 +100,8 @@ export class StageRunner {
 
   push(packet: LevelPacket): void {
     this.inbox.push(packet);
+    const cur = this.current;
+    if (cur && packet.verdict && this.aliveRows({ ...cur.packet, rows: cur.rows }).length === 0) cur.stop.abort();
     if (!this.running && !this.failed) void this.drain();
   }
 
@@ -113,8 +127,9 @@ export class StageRunner {
   private applyVerdict(v: Verdict | null): void {
     if (!v) return;
     if (v.epoch > this.epoch) this.epoch = v.epoch;
-    if (v.commit.length) this.compute.kv.commit(v.commit);
-    if (v.release.length) this.compute.kv.release(v.release);
+    const kv = this.options.prefix ?? this.compute.kv;
+    if (v.commit.length) kv.commit(v.commit);
+    if (v.release.length) kv.release(v.release);
   }
 
   /** Rows of `packet` that no verdict (its own or one queued behind it) has killed. */
@@ -142,39 +157,68 @@ export class StageRunner {
     c.rowsDropped += packet.rows.length - keep.length;
     const rows: RowMeta[] = keep.map((i) => packet.rows[i]);
     const logitsRows = packet.logitsRows.map((i) => keep.indexOf(i)).filter((i) => i >= 0);
+    // Rows at positions this stage kept from before a resume pass on what it passed on then.
+    const prefix = this.options.prefix ?? null;
+    const served = rows.map((r) => prefix?.served(r));
+    const todo = rows.flatMap((_, i) => (served[i] === undefined ? [i] : []));
+    const computed = todo.map((i) => rows[i]);
+    const computedLogits = logitsRows.map((i) => todo.indexOf(i)).filter((i) => i >= 0);
     let out: StageOutput = {};
-    if (rows.length > 0) {
-      const batch = this.batchOf(packet, rows, keep, logitsRows);
+    if (computed.length > 0) {
+      const batch = this.batchOf(packet, computed, todo.map((i) => keep[i]), computedLogits);
       // On an emulated device the level takes its budget; the next one waits like on a real device.
-      out = await onEmulatedDevice(this.options.cost ?? null, rows.length, c, () => this.compute.forward(batch), this.clock);
-      c.rowsComputed += rows.length;
+      // Only an emulated device's wait can be cut short; real compute runs to its end.
+      const current = this.options.cost ? { packet, rows: computed, stop: new AbortController() } : null;
+      this.current = current;
+      try {
+        out = await onEmulatedDevice(this.options.cost ?? null, computed.length, c, () => this.compute.forward(batch), this.clock, current?.stop.signal);
+      } finally {
+        this.current = null;
+      }
+      prefix?.wrote(computed, batch.slots, out.hidden);
+      c.rowsComputed += computed.length;
+      if (current?.stop.signal.aborted) {
+        // Every row died while the device worked on them: pass the level on empty.
+        c.cancelled++;
+        computed.length = 0;
+        rows.length = 0;
+        todo.length = 0;
+        logitsRows.length = 0;
+        computedLogits.length = 0;
+        out = {};
+      }
     }
     const t1 = this.clock.now();
     c.busyMs += t1 - t0;
-    if (rows.length > 0) this.levelMs.push(t1 - t0);
-    this.onPacket?.({ step: packet.step, epoch: packet.epoch, rowsComputed: rows.length, rowsDropped: packet.rows.length - keep.length, startMs: t0, endMs: t1 });
+    if (computed.length > 0) this.levelMs.push(t1 - t0);
+    this.onPacket?.({ step: packet.step, epoch: packet.epoch, rowsComputed: computed.length, rowsDropped: packet.rows.length - keep.length, startMs: t0, endMs: t1 });
+    const resumed = prefix?.resumeDone(Math.max(-1, ...rows.map((r) => r.position)));
+    if (resumed) this.options.onResumed?.(resumed);
     if (this.role.head) {
       this.emit({
         result: {
           request: packet.request,
           step: packet.step,
           epoch: packet.epoch,
-          nodes: rows.map((r) => r.node),
+          nodes: computed.map((r) => r.node),
           tokens: out.tokens ? Array.from(out.tokens) : [],
           logits: out.logits ?? null,
-          logitsRows: logitsRows.map((i) => rows[i].node),
+          logitsRows: computedLogits.map((i) => computed[i].node),
         },
       });
     } else {
-      this.emit({ level: { ...packet, rows, hidden: out.hidden ?? new Float32Array(0), logitsRows } });
+      const hidden = todo.length === rows.length ? (out.hidden ?? new Float32Array(0)) : mergeRows(served, todo, out.hidden);
+      this.emit({ level: { ...packet, rows, hidden, logitsRows } });
     }
   }
 
   private batchOf(packet: LevelPacket, rows: RowMeta[], keep: number[], logitsRows: number[]): RowBatch {
+    const prefix = this.options.prefix ?? null;
+    const placed = prefix ? rows.map((r) => prefix.place(r)) : null;
     const batch: RowBatch = {
       positions: Int32Array.from(rows, (r) => r.position),
-      slots: Int32Array.from(rows, (r) => r.slot),
-      ancestors: rows.map((r) => Int32Array.from(r.ancestors)),
+      slots: placed ? Int32Array.from(placed, (p) => p.slot) : Int32Array.from(rows, (r) => r.slot),
+      ancestors: placed ? placed.map((p) => p.ancestors) : rows.map((r) => Int32Array.from(r.ancestors)),
     };
     if (this.role.embed) {
       batch.tokens = Int32Array.from(rows, (r) => r.token);
@@ -192,4 +236,16 @@ export class StageRunner {
     }
     return batch;
   }
+}
+
+/** Hidden states of a level whose rows were partly served from a kept prefix, partly computed (`todo`, in order). */
+function mergeRows(served: (Float32Array | null | undefined)[], todo: number[], computed: Float32Array | undefined): Float32Array {
+  const width = served.find((h) => h)?.length ?? (computed && todo.length ? computed.length / todo.length : 0);
+  const out = new Float32Array(served.length * width);
+  let j = 0;
+  served.forEach((h, i) => {
+    if (h) out.set(h, i * width);
+    else if (computed && todo[j] === i) out.set(computed.subarray(j * width, ++j * width), i * width);
+  });
+  return out;
 }

@@ -1,11 +1,11 @@
 // The chat page's controller: settings -> load (progress) -> generate (streaming, stop) -> stats,
 // with the target's stages in this tab (LocalSession) or in the room's stage tabs (MeshBackend).
-import { urlSource } from '../model/index.ts';
+import { modelSource } from '../model/index.ts';
 import { LiveStats, statsLaw } from '../app/live-stats.ts';
 import { boundLine, emulationLine } from '../app/report-text.ts';
 import { emulationText } from '../common/device-emulation.ts';
 import { isSpeculative } from '../app/modes.ts';
-import type { EnginePhase, GenerationReport } from '../app/engine.ts';
+import type { EnginePhase, GenerationReport, TokenEvent } from '../app/engine.ts';
 import type { MeshEngine } from '../app/mesh-engine.ts';
 import { byId, el } from './dom.ts';
 import { errorMessage } from '../common/errors.ts';
@@ -16,8 +16,10 @@ import { renderMeshView } from './mesh-view.ts';
 import { ProgressBars } from './progress.ts';
 import { renderStats } from './stats-panel.ts';
 import { pipelineSvg, type PipelineTrace } from './pipeline-view.ts';
-import { chatTemplateOf, type ChatMessage, type ChatTemplate } from './chat-template.ts';
+import { chatTemplateOf, type ChatMessage, type ChatTemplate } from '../model/chat-template.ts';
 import type { RoomParams } from './room.ts';
+import { idbStore, memoryStore, SessionStore, type SavedGeneration, type SavedSession } from '../app/session-store.ts';
+import type { MeshOpenOptions } from '../app/mesh-types.ts';
 
 interface Ui {
   modelForm: HTMLFormElement;
@@ -114,9 +116,20 @@ export class ChatApp {
   private readonly mesh: MeshBackend;
   private readonly history: ChatMessage[] = [];
   private running: AbortController | null = null;
+  /** This room's saved session (settings, conversation, ring, a running generation): a reload resumes it. */
+  private readonly store: Promise<SessionStore>;
+  /** The page is going away: a generation cut now stays 'running' in the store, to be resumed. */
+  private unloading = false;
 
   constructor(room: RoomParams) {
     this.mesh = new MeshBackend(room);
+    this.store = SessionStore.open(typeof indexedDB === 'undefined' ? memoryStore() : idbStore(), room.room);
+    // A reload must come back to this room (a page opened without ?room= got a fresh one).
+    const url = new URL(location.href);
+    if (url.searchParams.get('room') !== room.room) {
+      url.searchParams.set('room', room.room);
+      history.replaceState(history.state, '', url);
+    }
   }
 
   start(): void {
@@ -132,8 +145,86 @@ export class ChatApp {
         await (s.placement === 'mesh' ? this.openMesh(s, signal) : this.load(s, signal));
       });
     });
-    addEventListener('pagehide', () => this.mesh.close());
+    addEventListener('pagehide', () => {
+      this.unloading = true;
+      this.mesh.close();
+    });
     this.setRunning(false);
+    void this.restore().catch((e: unknown) => console.warn(`could not restore the saved session: ${errorMessage(e)}`));
+  }
+
+  /** The settings and model fields by name (picked files are not kept). */
+  private fields(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const form of [this.ui.modelForm, this.ui.settings]) for (const [k, v] of new FormData(form)) if (typeof v === 'string') out[k] = v;
+    return out;
+  }
+
+  /**
+   * A reload (or a new tab of this room): the saved settings and conversation come back, and a mesh
+   * generation the reload cut is finished on the same stage tabs from its last committed token.
+   */
+  private async restore(): Promise<void> {
+    const saved = (await this.store).restored;
+    if (!saved) return;
+    for (const form of [this.ui.modelForm, this.ui.settings]) {
+      for (const [name, value] of Object.entries(saved.settings)) {
+        const field = form.elements.namedItem(name);
+        if (field instanceof HTMLInputElement || field instanceof HTMLSelectElement) field.value = value;
+      }
+    }
+    let out: HTMLElement | null = null;
+    for (const t of saved.turns) {
+      out = el('span', { class: 'assistant' }, t.output);
+      this.ui.transcript.append(el('div', { class: 'turn' }, t.chat ? el('div', { class: 'user' }, t.prompt) : el('span', { class: 'prompt' }, t.prompt), out));
+    }
+    this.history.push(...saved.history);
+    if (saved.running && out) await this.guard((signal) => this.resume(saved, saved.running!, out!, signal));
+  }
+
+  /**
+   * Finishes the generation a reload cut, from its last saved token: in a mesh on the same stage tabs
+   * (their layers and KV kept), else in this tab. The tokens are an uninterrupted run's.
+   */
+  private async resume(saved: SavedSession, run: NonNullable<SavedSession['running']>, out: HTMLElement, signal: AbortSignal): Promise<void> {
+    const turn = saved.turns[saved.turns.length - 1];
+    const s = this.settings();
+    const engine = s.placement === 'mesh'
+      ? (await this.openMesh(s, signal, { ring: saved.ring, keep: run.request.promptIds.length + run.committed.length - 1 })).engine
+      : (await this.load(s, signal)).engine;
+    this.ui.status.textContent = `resuming the generation the reload cut, ${run.committed.length} token(s) in…`;
+    const tokens = [...run.committed];
+    const left = run.request.maxNewTokens - run.committed.length;
+    const request = { ...run.request, promptIds: [...run.request.promptIds, ...run.committed], maxNewTokens: left };
+    await this.tracked(turn, null, out, async (onToken) => {
+      if (left > 0) await engine.generate(request, { signal, onToken: (t) => (tokens.push(t.token), onToken(t)) }).report;
+      // The whole answer decoded at once (the text streamed before and after the reload joins exactly).
+      out.textContent = engine.info?.tokenizer?.decode(tokens) ?? out.textContent;
+    });
+    this.ui.status.textContent = `done: resumed after the reload, ${tokens.length} tokens`;
+  }
+
+  /**
+   * Runs a turn's generation with the saved session following it: begun (`request`; null: it goes on
+   * from a restored one), every token shown and saved, ended with the turn in the conversation when it
+   * finished. A reload that cuts it leaves it running in the store, for restore() to finish.
+   */
+  private async tracked<R>(turn: { prompt: string; chat: boolean }, request: SavedGeneration['request'] | null, out: HTMLElement, gen: (onToken: (t: TokenEvent) => void) => Promise<R>): Promise<R> {
+    const store = await this.store;
+    if (request) store.beginTurn(turn.prompt, turn.chat, request);
+    let finished = false;
+    try {
+      const r = await gen((t) => {
+        out.textContent += t.text;
+        store.token(t.token, t.text);
+      });
+      finished = true;
+      return r;
+    } finally {
+      const messages: ChatMessage[] = finished && turn.chat ? [{ role: 'user', content: turn.prompt }, { role: 'assistant', content: out.textContent ?? '' }] : [];
+      if (!this.unloading) store.endTurn(messages);
+      if (request === null) this.history.push(...messages);
+    }
   }
 
   private settings(): ChatSettings {
@@ -180,6 +271,7 @@ export class ChatApp {
       stages: s.placement === 'tab' ? s.stages : 1,
       context: s.context,
       emulation: s.emulation,
+      quant: s.quant,
       onProgress: ({ part, done, total }) => {
         if (!fresh) this.ui.progress.clear();
         fresh = true;
@@ -217,13 +309,13 @@ export class ChatApp {
         this.ui.transcript.append(turn);
         return template ? template.render([...this.history, { role: 'user', content: text }]) : text;
       };
-      const template = s.placement === 'mesh' ? await this.runMesh(s, show, out, signal) : await this.runHere(s, show, out, signal);
+      const template = s.placement === 'mesh' ? await this.runMesh(s, text, show, out, signal) : await this.runHere(s, text, show, out, signal);
       if (template) this.history.push({ role: 'user', content: text }, { role: 'assistant', content: out.textContent ?? '' });
     });
   }
 
   /** Stages in this tab. `show` adds the turn and returns the prompt text (chat template applied). */
-  private async runHere(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+  private async runHere(s: ChatSettings, userText: string, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
     const { engine, template } = await this.load(s, signal);
     const tokenizer = engine.info!.tokenizer!;
     const prompt = show(template);
@@ -232,12 +324,13 @@ export class ChatApp {
     const trace: PipelineTrace = { stages: engine.numStages, packets: [], commits: [] };
     const painter = new StatsPainter(this.ui, live, trace, ['mode', `${s.mode}, ${engine.numStages} stage(s) in this tab; ${emulationText(s.emulation)}`]);
     this.ui.status.textContent = `generating (${s.mode})…`;
-    const result = await engine.generate(
-      { mode: s.mode, promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, draft: s.draft, width: s.width, depth: s.depth },
+    const request = { mode: s.mode, promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, draft: s.draft, width: s.width, depth: s.depth };
+    const result = await this.tracked({ prompt: userText, chat: template !== null }, request, out, (onToken) => engine.generate(
+      request,
       {
         signal,
         onToken: (t) => {
-          out.textContent += t.text;
+          onToken(t);
           live.token(performance.now(), t.hit);
           trace.commits.push(t.hit);
           painter.schedule();
@@ -249,14 +342,14 @@ export class ChatApp {
           painter.schedule();
         },
       },
-    ).report;
+    ).report);
     painter.finish([...finalRows(result), ['stage busy (ms)', result.stageBusyMs.map((b) => b.toFixed(0)).join(' / ')]]);
     this.ui.status.textContent = `done: ${result.tokens.length} tokens (${result.stopReason})`;
     return template;
   }
 
   /** The mesh session over the room's stage tabs (waits for them to join and load). */
-  private async openMesh(s: ChatSettings, signal: AbortSignal): Promise<{ engine: MeshEngine; modelUrl: string }> {
+  private async openMesh(s: ChatSettings, signal: AbortSignal, resume?: MeshOpenOptions['resume']): Promise<{ engine: MeshEngine; modelUrl: string }> {
     const target = choice(this.ui.modelForm, 'target-url', this.ui.targetFiles);
     if (target.kind !== 'url') throw new Error('Stage tabs fetch the model themselves: give a model URL that every tab can reach (picked files stay in this tab).');
     const draft = choice(this.ui.modelForm, 'draft-url', this.ui.draftFiles);
@@ -271,15 +364,19 @@ export class ChatApp {
       emulation: s.emulation,
       onStatus: (st) => renderMeshView(this.ui.meshView, st),
       signal,
+      resume,
     });
+    const store = await this.store;
+    store.setSettings(this.fields());
+    store.setRing(engine.layout);
     this.ui.status.textContent = `${s.stages} stage tab(s) ready`;
     return { engine, modelUrl };
   }
 
   /** Stages in the room's stage tabs (MeshSession); the leader (this tab) runs the draft. */
-  private async runMesh(s: ChatSettings, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
+  private async runMesh(s: ChatSettings, userText: string, show: (t: ChatTemplate | null) => string, out: HTMLElement, signal: AbortSignal): Promise<ChatTemplate | null> {
     const { engine, modelUrl } = await this.openMesh(s, signal);
-    const template = chatTemplateOf(await urlSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
+    const template = chatTemplateOf(await modelSource(modelUrl).readOptionalJson('tokenizer_config.json', signal));
     const prompt = show(template);
     const live = new LiveStats(s.stages, statsLaw(s.mode, s.draft));
     const painter = new StatsPainter(this.ui, live, null, ['mode', `${s.mode}, ${s.stages} stage tab(s), hop delay ${s.hopDelayMs} ms; ${emulationText(s.emulation)}`]);
@@ -287,17 +384,18 @@ export class ChatApp {
     const tokenizer = engine.info!.tokenizer;
     if (!tokenizer) throw new Error('The target model has no tokenizer.json: the chat page needs one to turn text into tokens.');
     const promptIds = template ? tokenizer.encode(prompt, { addSpecialTokens: false }) : tokenizer.encode(prompt);
-    const report = await engine.generate(
-      { promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth },
-      {
+    const request = { promptIds, maxNewTokens: s.maxTokens, sampling: s.sampling, mode: s.mode, draft: s.draft, width: s.width, depth: s.depth };
+    const report = await this.tracked({ prompt: userText, chat: template !== null }, request, out, (onToken) =>
+      engine.generate(request, {
         signal,
         onToken: (t) => {
-          out.textContent += t.text;
+          onToken(t);
           live.token(performance.now(), t.hit);
           painter.schedule();
         },
-      },
-    ).report;
+      }).report,
+    );
+    (await this.store).setRing(engine.layout);
     if (engine.status) renderMeshView(this.ui.meshView, engine.status);
     painter.finish([
       ...finalRows(report),

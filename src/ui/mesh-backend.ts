@@ -2,7 +2,7 @@
 // needed and re-created when the model, stage count or hop delay changes.
 import { createEngine } from '../app/create-engine.ts';
 import type { MeshEngine } from '../app/mesh-engine.ts';
-import type { MeshStatus } from '../app/mesh-types.ts';
+import type { MeshOpenOptions, MeshStatus } from '../app/mesh-types.ts';
 import { loadOrDispose } from '../app/engine.ts';
 import { TAB_LINK_TUNING } from '../app/link-tuning.ts';
 import type { RoomParams } from './room.ts';
@@ -18,6 +18,8 @@ export interface MeshRequest {
   emulation: DeviceEmulation | null;
   onStatus: (s: MeshStatus) => void;
   signal: AbortSignal;
+  /** A reloaded leader's saved ring and resumable positions (see MeshOpenOptions.resume); not part of the engine's key. */
+  resume?: MeshOpenOptions['resume'];
 }
 
 export class MeshBackend {
@@ -44,6 +46,7 @@ export class MeshBackend {
       name: 'leader',
       tuning: TAB_LINK_TUNING,
       onStatus: req.onStatus,
+      resume: req.resume,
     });
     await loadOrDispose(engine, { signal: req.signal });
     this.current = { key, engine };

@@ -61,11 +61,13 @@ export const stageWorkMessages: MeshMessage[] = [
   { type: 'query', request: 2 },
   { type: 'stats', request: 2, packets: 40, rowsComputed: 52, rowsDropped: 3, busyMs: 950.25, spanMs: 2000, nextRttP50Ms: 1.5, nextRttP95Ms: 4.25, nextRttSamples: 12, levels: 38, overruns: 2, levelMsP50: 51.25 },
   { type: 'stats', request: 1, packets: 0, rowsComputed: 0, rowsDropped: 0, busyMs: 0, spanMs: 0, nextRttP50Ms: null, nextRttP95Ms: null, nextRttSamples: 0, levels: 0, overruns: 0, levelMsP50: null },
+  { type: 'resumed', request: 3, keep: 41, kept: 39, prefilled: 2, ms: 12.5 },
 ];
 
 /** One valid message of each link-control type, and a config (multi-byte UTF-8 and empty strings too). */
 export const controlMessages: MeshMessage[] = [
   { type: 'config', config: { request: 7, temperature: 0.7, topK: 40, topP: 0.95 } },
+  { type: 'keep', request: 8, positions: 41 },
   { type: 'hello', role: 'leader', peer: 'abc123', name: 'laptop 1 ✓' },
   { type: 'hello', role: 'stage', peer: 'x', name: '' },
   { type: 'assign', ring: 3, index: 1, count: 4, prev: 'p', next: 'n' },

@@ -7,7 +7,7 @@ import type { SpeculativeSource } from '../../src/speculative/source.ts';
 import type { DraftModel, DraftRows } from '../../src/speculative/draft-source.ts';
 import type { RowBatch, StageOutput } from '../../src/gpu/types.ts';
 import type { StageCompute } from '../../src/pipeline/stage-runner.ts';
-import { selectToken } from '../../src/speculative/sampling.ts';
+import { logSoftmax, selectToken, topKIndices } from '../../src/speculative/sampling.ts';
 
 export const VOCAB = 48;
 export const EOS = 0;
@@ -93,9 +93,11 @@ export class ToyDraftModel implements DraftModel {
   constructor(
     readonly vocabSize: number,
     private readonly lm: TargetModel,
+    /** Answer a request for candidates with ranked ids and log-probs (as the GPU top-k does), not logits. */
+    private readonly ranks = false,
   ) {}
 
-  async forward(b: DraftRows): Promise<{ logits?: Float32Array }> {
+  async forward(b: DraftRows): Promise<{ logits?: Float32Array; candidates?: { ids: Int32Array; logprobs: Float32Array } }> {
     this.forwards++;
     const R = b.positions.length;
     const committedSet = this.committedSet;
@@ -118,6 +120,19 @@ export class ToyDraftModel implements DraftModel {
       prefixes.push(prefix);
     }
     const rows = b.logitsRows ?? [];
+    const c = b.candidates;
+    if (this.ranks && c) {
+      const ids = new Int32Array(rows.length * c.k);
+      const logprobs = new Float32Array(rows.length * c.k);
+      rows.forEach((r, i) => {
+        const lp = logSoftmax(this.lm(prefixes[r]), c.temperature);
+        topKIndices(lp, c.k).forEach((t, j) => {
+          ids[i * c.k + j] = t;
+          logprobs[i * c.k + j] = lp[t];
+        });
+      });
+      return { candidates: { ids, logprobs } };
+    }
     const logits = new Float32Array(rows.length * this.vocabSize);
     rows.forEach((r, i) => logits.set(this.lm(prefixes[r]), i * this.vocabSize));
     return { logits };
@@ -162,7 +177,12 @@ export class ToyStage implements StageCompute {
     },
     release: (slots: Iterable<number>) => {
       for (const s of slots) {
-        if (this.committedSet.has(s)) throw new Error(`stage ${this.index}: release of committed ${s}`);
+        // Like KvSlots, a committed slot may be forgotten, but only from the end (a kept prefix cut back).
+        if (this.committedSet.has(s)) {
+          if (this.committed[this.committed.length - 1] !== s) throw new Error(`stage ${this.index}: release of committed ${s}`);
+          this.committed.pop();
+          this.committedSet.delete(s);
+        }
         this.written.delete(s);
       }
     },
