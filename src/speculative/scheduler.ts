@@ -440,7 +440,9 @@ export async function generate(pipeline: Pipeline, o: GenerateOptions): Promise<
         break;
       }
       if (mode === 'specpipe' && source) proposeAhead();
-      if (!sent && inFlight === 0 && !results.has(tree.root.id) && !draftBound) throw new Error('generate: stalled (nothing in flight, nothing to send)');
+      // A stall: stage 1 has room, nothing is in flight or pending, and still nothing to send. (With
+      // no credit, a result can arrive before stage 1's credit report on a ring: wait for it.)
+      if (!sent && inFlight === 0 && !results.has(tree.root.id) && !draftBound && pipeline.credit() > 0) throw new Error('generate: stalled (nothing in flight, nothing to send)');
       // results that arrived while the source was thinking are handled without waiting
       if (inbox.length > 0) continue;
       if (draftBound && ahead) {
