@@ -31,6 +31,16 @@ export interface BenchOptions {
   contexts?: number[];
 }
 
+/** A prompt of `n` rows in slots 0..n-1, each attending to the ones before it (a context to decode after). */
+function promptBatch(n: number, vocabSize: number): RowBatch {
+  return {
+    tokens: Int32Array.from({ length: n }, (_, i) => (i * 31) % vocabSize),
+    positions: Int32Array.from({ length: n }, (_, i) => i),
+    slots: Int32Array.from({ length: n }, (_, i) => i),
+    ancestors: Array.from({ length: n }, (_, i) => Int32Array.from({ length: i }, (_, j) => j)),
+  };
+}
+
 /** One kernel path of the decode comparison: ms per one-row forward, interleaved with the others. */
 export interface DecodePath {
   path: string;
@@ -125,12 +135,7 @@ async function benchDecode(ctx: Awaited<ReturnType<typeof createGpuContext>>, ro
   const stages: Stage[] = [];
   for (const v of variants) {
     const st = await Stage.create(ctx, spec, role, tensors, { numSlots: 256, ...v.opts });
-    const pre: RowBatch = {
-      tokens: Int32Array.from({ length: ctxLen }, (_, i) => (i * 31) % spec.vocabSize),
-      positions: Int32Array.from({ length: ctxLen }, (_, i) => i),
-      slots: Int32Array.from({ length: ctxLen }, (_, i) => i),
-      ancestors: Array.from({ length: ctxLen }, (_, i) => Int32Array.from({ length: i }, (_, j) => j)),
-    };
+    const pre = promptBatch(ctxLen, spec.vocabSize);
     await st.forward(pre);
     st.kv.commit(pre.slots);
     stages.push(st);
@@ -340,12 +345,7 @@ export async function benchKernels(o: BenchOptions = {}): Promise<BenchResult> {
       // q8_0 / q4_0: the projections quantized, the embedding and head f16 (as --quant loads them).
       const st = await Stage.create(ctx, spec, { layers: { start: 0, end: spec.numLayers }, embed: true, head: true }, getter(isQuantFormat(format) ? randomLlamaTensors(spec, 1, 'f16', format) : randomLlamaTensors(spec, 1, format)), { numSlots: 256 });
       const ctxLen = 64;
-      const pre: RowBatch = {
-        tokens: Int32Array.from({ length: ctxLen }, (_, i) => (i * 31) % spec.vocabSize),
-        positions: Int32Array.from({ length: ctxLen }, (_, i) => i),
-        slots: Int32Array.from({ length: ctxLen }, (_, i) => i),
-        ancestors: Array.from({ length: ctxLen }, (_, i) => Int32Array.from({ length: i }, (_, j) => j)),
-      };
+      const pre = promptBatch(ctxLen, spec.vocabSize);
       await st.forward(pre);
       st.kv.commit(pre.slots);
       for (const R of [1, 4, 16]) {
