@@ -29,6 +29,4 @@ test('bench:peers --json: every engine decodes the same prompt ids, and the agre
   }
   // Independent implementations of one exported model: a broken export would disagree everywhere.
   expect(report.results.filter((r) => r.engine !== 'specpipe-mesh webgpu' && r.firstDifference === null).length).toBeGreaterThan(0);
-  // Every configuration not run is said so, with the reason.
-  for (const s of report.conditions.notRun as string[]) expect(s).toMatch(/^[\w -]+: \S/);
 });

@@ -22,7 +22,7 @@ describe('bench:peers engines', () => {
     ]);
     const f16 = peerEngines(files, 4).find((e) => e.name === 'wllama f16 4 threads');
     expect(f16?.spec).toEqual({ kind: 'wllama', threads: 4, ggufUrl: '/f16.gguf' });
-    expect(peerEngines(files, 4).filter((e) => !e.spec).map((e) => [e.name, e.pending])).toEqual([['specpipe-mesh wasm 4 threads', 'the WASM backend runs one thread so far (issue 17)']]);
+    expect(peerEngines(files, 4).find((e) => e.name === 'specpipe-mesh wasm 4 threads')?.spec).toEqual({ kind: 'specpipe', backend: 'wasm', threads: 4, modelUrl: files.modelUrl });
   });
 
   it('has no "all threads" duplicates on a one-core browser, and filters by name', () => {

@@ -15,11 +15,10 @@ export interface PeerFiles {
   kv: KvShape;
 }
 
-/** One named engine configuration, or a slot whose engine does not exist yet (`pending` says why). */
+/** One named engine configuration. */
 export interface PeerEngine {
   name: string;
-  spec: PeerEngineSpec | null;
-  pending?: string;
+  spec: PeerEngineSpec;
 }
 
 const threadsName = (n: number): string => (n === 1 ? '1 thread' : `${n} threads`);
@@ -34,7 +33,7 @@ export function peerEngines(files: PeerFiles, threads: number): PeerEngine[] {
     { name: REFERENCE_ENGINE, spec: { kind: 'specpipe', backend: 'webgpu', modelUrl: files.modelUrl } },
     // Issue 17's CPU backend (src/cpu); its threaded variant is a slot until the backend has threads.
     { name: 'specpipe-mesh wasm 1 thread', spec: { kind: 'specpipe', backend: 'wasm', modelUrl: files.modelUrl } },
-    ...(threads > 1 ? [{ name: `specpipe-mesh wasm ${threadsName(threads)}`, spec: null, pending: 'the WASM backend runs one thread so far (issue 17)' }] : []),
+    ...(threads > 1 ? [{ name: `specpipe-mesh wasm ${threadsName(threads)}`, spec: { kind: 'specpipe', backend: 'wasm', threads, modelUrl: files.modelUrl } } satisfies PeerEngine] : []),
     ...counts.map((t): PeerEngine => ({ name: `onnxruntime-web wasm ${threadsName(t)}`, spec: { kind: 'ort', ep: 'wasm', threads: t, onnxUrl: files.onnxUrl, kv: files.kv } })),
     { name: 'onnxruntime-web webgpu', spec: { kind: 'ort', ep: 'webgpu', threads: 1, onnxUrl: files.onnxUrl, kv: files.kv } },
     ...(['f32', 'f16'] as const).flatMap((dtype) =>

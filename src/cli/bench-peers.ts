@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     // Only the exports the chosen engines read.
     mkdirSync(resolve(repo, OUT_DIR), { recursive: true });
     const weights = resolve(modelDir, 'model.safetensors');
-    const uses = (kind: string): boolean => chosen.some((e) => e.spec?.kind === kind);
+    const uses = (kind: string): boolean => chosen.some((e) => e.spec.kind === kind);
     if (uses('ort')) exportOnce('tools/peers/export_onnx.py', ['--model', modelDir, '--out', `${OUT_DIR}/model.onnx`], `${OUT_DIR}/model.onnx`, weights, log);
     for (const dtype of uses('wllama') ? ['f32', 'f16'] : []) {
       exportOnce('tools/gguf/write_gguf.py', [modelDir, `${OUT_DIR}/model-${dtype}.gguf`, '--type', dtype], `${OUT_DIR}/model-${dtype}.gguf`, weights, log);
@@ -125,14 +125,12 @@ async function main(): Promise<void> {
       browserThreads: browser.threads,
       hostCpus: availableParallelism(),
       date: new Date().toISOString(),
-      notRun: chosen.filter((e) => !e.spec).map((e) => `${e.name}: ${e.pending ?? ''}`),
     };
     for (let round = 0; round < rounds; round++) {
       const results: PeerResult[] = [];
       for (const context of contexts) {
         const ids = promptIds(modelDir, context);
         for (const engine of chosen) {
-          if (!engine.spec) continue;
           log(`${engine.name} @${context}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}`);
           const req: PeerRunRequest = { engine: engine.spec, promptIds: ids, newTokens };
           try {

@@ -20,7 +20,7 @@ export interface KvShape {
 
 /** One engine configuration the bench runs. */
 export type PeerEngineSpec =
-  | { kind: 'specpipe'; backend: StageBackend; modelUrl: string }
+  | { kind: 'specpipe'; backend: StageBackend; modelUrl: string; /** WASM: threads per matmul (default 1). */ threads?: number }
   | { kind: 'ort'; ep: 'wasm' | 'webgpu'; threads: number; onnxUrl: string; kv: KvShape }
   | { kind: 'wllama'; ggufUrl: string; threads: number };
 
@@ -66,7 +66,7 @@ function argmax(v: ArrayLike<number>): number {
 }
 
 async function runSpecpipe(spec: Extract<PeerEngineSpec, { kind: 'specpipe' }>, req: PeerRunRequest): Promise<PeerRunResult> {
-  const engine = createEngine({ model: spec.modelUrl, backend: spec.backend, maxContext: req.promptIds.length + req.newTokens + 1 });
+  const engine = createEngine({ model: spec.modelUrl, backend: spec.backend, wasmThreads: spec.threads, maxContext: req.promptIds.length + req.newTokens + 1 });
   try {
     await engine.load();
     const { report } = engine.generate({ promptIds: req.promptIds, maxNewTokens: req.newTokens, sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 }, mode: 'single' });
