@@ -59,7 +59,7 @@ export interface TabEngineOptions {
    * one backend per stage (a mix in one tab, e.g. ['webgpu', 'wasm']).
    */
   backend?: BackendSetting;
-  /** What computes the draft model (default webgpu; in its own worker when given by URL in a page). */
+  /** What computes the draft model (default: wasm when every stage runs on wasm, else webgpu; in its own worker when given by URL in a page). */
   draftBackend?: StageBackend;
   /** CPU backend: threads per matmul (Workers over a shared memory) where the page is cross-origin isolated; default 1. */
   wasmThreads?: number;
@@ -127,7 +127,8 @@ export class TabEngine implements Engine {
       draft = draftAt
         ? await described('draft', draftAt, () =>
             loadDraftModel(typeof draftAt === 'string' ? absoluteUrl(draftAt) : draftAt, model, numSlots, {
-              backend: this.opts.draftBackend,
+              // By default the draft follows the stages onto the CPU backend when they all chose it.
+              backend: this.opts.draftBackend ?? (backends.backends.every((b) => b === 'wasm') ? 'wasm' : 'webgpu'),
               device: async () => ({ ctx: tabCtx, owned: false }),
               signal: o.signal,
               onProgress: (done, total) => o.onProgress?.({ part: 'draft', done, total }),

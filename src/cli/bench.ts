@@ -87,7 +87,7 @@ async function main(): Promise<void> {
       ? 'Local stages (--local): every stage of a run in ONE tab, no network; without emulation pipelining cannot overlap stages.'
       : `Mesh: a leader tab (prompt, token tree, draft model) plus ${stageHostsText(stageHosts, browsers)}, linked over WebRTC on loopback; "single" runs all layers in one tab.`,
     ...emulations.map((e) => `Emulation: ${emulationText(e)}.`),
-    `Stage backend: ${backend} (${backend === 'wasm' ? 'the C kernels in WebAssembly, on each tab\'s CPU thread' : backend === 'auto' ? 'each stage measures both and takes the faster' : 'WGSL kernels on WebGPU'}); the leader's draft model runs in its own worker on ${draftBackend === 'wasm' ? 'the WebAssembly CPU backend' : 'WebGPU'}.`,
+    `Stage backend: ${backend} (${backend === 'wasm' ? 'the C kernels in WebAssembly, on each tab\'s CPU thread' : backend === 'auto' ? 'each stage measures both and takes the faster' : 'WGSL kernels on WebGPU'}); the leader's draft model runs in its own worker on ${local ? 'wasm when every stage chose wasm, else WebGPU' : draftBackend === 'wasm' ? 'the WebAssembly CPU backend' : 'WebGPU'}.`,
   ];
   if (!modes.includes('single')) {
     modes.unshift('single');

@@ -80,7 +80,7 @@ export async function benchLocal(req: BenchRequest): Promise<BenchPageResult> {
   for (const [count, variants] of groups) {
     if (variants.length === 0) continue;
     const needsDraft = req.draft === 'model' && variants.some((v) => isSpeculative(v.mode));
-    const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count, emulation: req.emulation, backend: req.backend, draftBackend: req.backend === 'wasm' ? 'wasm' : 'webgpu' });
+    const engine = createEngine({ model: req.modelUrl, draft: needsDraft ? req.draftUrl : null, stages: count, emulation: req.emulation, backend: req.backend });
     try {
       const info = await engine.load();
       adapter = info.adapter;
