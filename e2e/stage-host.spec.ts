@@ -6,7 +6,7 @@
 // group, killed as a whole in afterEach, and the test checks no process of it is left.
 import { test, expect, chromium, type Browser, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findChromium, chromiumArgs } from '../src/cli/browser.ts';
@@ -17,6 +17,7 @@ import type { GenerationReport, GenerationRequest } from '../src/app/engine.ts';
 import type { LocalRunRequest } from '../src/headless/local-run.ts';
 import type { StageStatus } from '../src/app/stage-node.ts';
 import { RING_PAGE as PAGE, GREEDY, DEMO, DRAFT, TINY, tiny } from './mesh-fixtures.ts';
+import { liveInGroup } from '../tests/support/process-group.ts';
 
 const SEEDED = { temperature: 0.9, topK: 20, topP: 0.95, seed: 7 };
 const SECRET = 'host secret';
@@ -52,22 +53,6 @@ test.afterEach(async () => {
   for (const h of hosts) await expect.poll(() => liveInGroup(h.proc.pid!), { timeout: 10_000 }).toEqual([]);
   hosts = [];
 });
-
-/** Ids of the processes of group `pgid` that are not zombies (from /proc). */
-function liveInGroup(pgid: number): number[] {
-  const live: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state, ppid, pgrp, ...
-      if (Number(f[2]) === pgid && f[0] !== 'Z') live.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return live;
-}
 
 function killGroup(h: Host, signal: NodeJS.Signals): void {
   try {

@@ -3,26 +3,10 @@
 // one-line description of a stage (src/app/mesh-report.ts).
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { failWhenAnyExits, isNodeStage, parseStageHosts, spawnStageHost, stageHostsText } from '../src/cli/stage-processes.ts';
 import { stageViewLine } from '../src/app/mesh-report.ts';
-
-/** Live (not zombie) processes of process group `pgid`, from /proc. */
-function liveInGroup(pgid: number): number[] {
-  const live: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid && f[0] !== 'Z') live.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return live;
-}
+import { liveInGroup } from './support/process-group.ts';
 
 describe('--stage-hosts', () => {
   it('takes tabs, node and mixed; anything else is a clear error', () => {
